@@ -1,0 +1,55 @@
+// Calls a generic lambda with a value of the C++ type matching a DType, and converts
+// between element types (bf16/f16 through f32). Used by creation, conversion and printing,
+// never for per-op dispatch (that goes through kernel tables).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "moxing/core/dtype.h"
+#include "moxing/core/error.h"
+
+namespace moxing {
+
+template <class F>
+decltype(auto) visit_dtype(DType t, F&& f) {
+  switch (t) {
+    case DType::f32:
+      return f(float{});
+    case DType::f64:
+      return f(double{});
+    case DType::bf16:
+      return f(BFloat16{});
+    case DType::f16:
+      return f(Half{});
+    case DType::i64:
+      return f(int64_t{});
+    case DType::i32:
+      return f(int32_t{});
+    case DType::u8:
+      return f(uint8_t{});
+    case DType::boolean:
+      return f(bool{});
+  }
+  fail("unknown dtype {}", static_cast<int>(t));
+}
+
+/// Element conversion with C++ semantics, bf16/f16 going through f32.
+template <class To, class From>
+To cast_value(From v) {
+  if constexpr (std::is_same_v<From, BFloat16>) {
+    return cast_value<To>(from_bf16(v));
+  } else if constexpr (std::is_same_v<From, Half>) {
+    return cast_value<To>(from_f16(v));
+  } else if constexpr (std::is_same_v<To, BFloat16>) {
+    return to_bf16(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<To, Half>) {
+    return to_f16(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<To, bool>) {
+    return v != From{};
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+}  // namespace moxing

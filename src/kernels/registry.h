@@ -1,0 +1,57 @@
+// Kernel tables keyed by (device, dtype): PyTorch's DispatchStub idea without a central switch.
+// An op family declares a table per kernel in src/kernels/<family>.h with
+// MOXING_DECLARE_KERNEL; each device's kernel file fills it with MOXING_REGISTER_KERNEL.
+#pragma once
+
+#include <array>
+
+#include "moxing/core/dtype.h"
+#include "moxing/core/error.h"
+
+namespace moxing::kernels {
+
+template <class Fn>
+class KernelTable {
+ public:
+  explicit KernelTable(const char* name) : name_(name) {}
+  void set(DeviceType device, DType dtype, Fn* fn) { table_[index(device, dtype)] = fn; }
+  /// The kernel for (device, dtype), or an error naming the op, device and dtype.
+  Fn* get(Device device, DType dtype) const {
+    Fn* fn = table_[index(device.type, dtype)];
+    if (fn == nullptr) {
+      fail("{}: no kernel for device {} and dtype {}", name_, device_name(device),
+           dtype_name(dtype));
+    }
+    return fn;
+  }
+  bool has(DeviceType device, DType dtype) const { return table_[index(device, dtype)] != nullptr; }
+
+ private:
+  static size_t index(DeviceType d, DType t) {
+    return static_cast<size_t>(d) * kNumDTypes + static_cast<size_t>(t);
+  }
+  const char* name_;
+  std::array<Fn*, kNumDeviceTypes * kNumDTypes> table_{};
+};
+
+}  // namespace moxing::kernels
+
+/// Declares the table `name()` for kernels of function type `fn_type` (in a kernels header).
+#define MOXING_DECLARE_KERNEL(name, fn_type) ::moxing::kernels::KernelTable<fn_type>& name()
+
+/// Defines the table (in exactly one .cpp: the op file). Function-local static: no init-order
+/// problem with registrations in other translation units.
+#define MOXING_DEFINE_KERNEL(name, fn_type)                      \
+  ::moxing::kernels::KernelTable<fn_type>& name() {              \
+    static ::moxing::kernels::KernelTable<fn_type> table(#name); \
+    return table;                                                \
+  }
+
+#define MOXING_CONCAT_INNER(a, b) a##b
+#define MOXING_CONCAT(a, b) MOXING_CONCAT_INNER(a, b)
+
+/// Registers fn for (device, dtype) in table `name` at static-initialization time.
+#define MOXING_REGISTER_KERNEL(name, device, dtype, fn)                                         \
+  static const bool MOXING_CONCAT(moxing_reg_, __COUNTER__) [[maybe_unused]] =                  \
+      (::moxing::kernels::name().set(::moxing::DeviceType::device, ::moxing::DType::dtype, fn), \
+       true)

@@ -1,0 +1,88 @@
+// Elementwise family: values from tests/fixtures/elementwise.py (PyTorch), f64 gradchecks,
+// non-contiguous inputs, and error cases.
+#include <gtest/gtest.h>
+
+#include "op_harness.h"
+
+using namespace moxing;
+using moxing::testing::OpCase;
+using V = std::vector<Tensor>;
+
+MOXING_OP_CASES("elementwise",
+                std::vector<OpCase>{
+                    {"add", [](const V& x) { return x[0] + x[1]; }},
+                    {"add_broadcast", [](const V& x) { return add(x[0], x[1]); }},
+                    {"add_alpha", [](const V& x) { return add(x[0], x[1], 2.5); }},
+                    {"sub", [](const V& x) { return x[0] - x[1]; }},
+                    {"mul", [](const V& x) { return x[0] * x[1]; }},
+                    {"div", [](const V& x) { return x[0] / x[1]; }},
+                    {"pow_tensor", [](const V& x) { return pow(x[0], x[1]); }},
+                    {"pow_scalar", [](const V& x) { return pow(x[0], 3.0); }},
+                    {"maximum", [](const V& x) { return maximum(x[0], x[1]); }},
+                    {"minimum", [](const V& x) { return minimum(x[0], x[1]); }},
+                    {"neg", [](const V& x) { return -x[0]; }},
+                    {"abs", [](const V& x) { return abs(x[0]); }},
+                    {"clamp", [](const V& x) { return clamp(x[0], -0.5, 0.7); }},
+                    {"exp", [](const V& x) { return exp(x[0]); }},
+                    {"log", [](const V& x) { return log(x[0]); }},
+                    {"log1p", [](const V& x) { return log1p(x[0]); }},
+                    {"sqrt", [](const V& x) { return sqrt(x[0]); }},
+                    {"rsqrt", [](const V& x) { return rsqrt(x[0]); }},
+                    {"sin", [](const V& x) { return sin(x[0]); }},
+                    {"cos", [](const V& x) { return cos(x[0]); }},
+                    {"tanh", [](const V& x) { return tanh(x[0]); }},
+                    {"sigmoid", [](const V& x) { return sigmoid(x[0]); }},
+                    {"relu", [](const V& x) { return relu(x[0]); }},
+                    {"leaky_relu", [](const V& x) { return leaky_relu(x[0], 0.2); }},
+                    {"gelu", [](const V& x) { return gelu(x[0]); }},
+                    {"gelu_tanh", [](const V& x) { return gelu(x[0], "tanh"); }},
+                    {"silu", [](const V& x) { return silu(x[0]); }},
+                    {"softplus", [](const V& x) { return softplus(x[0], 2.0, 3.0); }},
+                    {"where", [](const V& x) { return where(x[0], x[1], x[2]); }},
+                    {"masked_fill", [](const V& x) { return masked_fill(x[0], x[1], -2.0); }},
+                    {"eq", [](const V& x) { return eq(x[0], x[1]); }, 0, 0, false},
+                    {"lt", [](const V& x) { return lt(x[0], x[1]); }, 0, 0, false},
+                    {"ge", [](const V& x) { return ge(x[0], x[1]); }, 0, 0, false},
+                });
+
+TEST(Elementwise, BroadcastErrorNamesOpAndShapes) {
+  try {
+    add(zeros({2, 3}), zeros({4}));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("add: shapes [2, 3] and [4]"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Elementwise, DtypeMismatchIsAnError) {
+  EXPECT_THROW(mul(zeros({2}), zeros({2}, DType::f64)), Error);
+}
+
+TEST(Elementwise, ScalarOverloadsKeepDtype) {
+  Tensor x = ones({3}, DType::f64);
+  Tensor y = 2.0 * x + 1.0;
+  EXPECT_EQ(y.dtype(), DType::f64);
+  EXPECT_EQ(y.to_vector<double>(), std::vector<double>({3, 3, 3}));
+}
+
+TEST(Elementwise, IntegerArithmetic) {
+  Tensor a = from_vector<int64_t>({1, 2, 3});
+  Tensor b = from_vector<int64_t>({10, 20, 30});
+  EXPECT_EQ((a + b).to_vector<int64_t>(), std::vector<int64_t>({11, 22, 33}));
+  EXPECT_EQ(gt(b, a).to_vector<bool>(), std::vector<bool>({true, true, true}));
+}
+
+TEST(Elementwise, LargeTensorsUseTheParallelPathCorrectly) {
+  Tensor a = arange(0, 200000, 1, DType::f32);
+  Tensor b = ones({200000});
+  Tensor c = a + b;
+  auto v = c.to_vector<float>();
+  EXPECT_EQ(v.front(), 1.0f);
+  EXPECT_EQ(v.back(), 200000.0f);
+  // transposed (non-contiguous) large operand
+  Tensor m = arange(0, 300 * 400, 1, DType::f32).reshape({300, 400});
+  Tensor mt = m.t();
+  Tensor s = mt + zeros({400, 300});
+  EXPECT_EQ(s.to_vector<float>()[1], 400.0f);
+}
