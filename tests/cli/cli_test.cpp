@@ -1,0 +1,60 @@
+// Runs the moxing binary: --version, --help, bad arguments, and `bench --quick --json`.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out;
+};
+
+Result run(const std::string& args) {
+  std::string cmd = std::string(MOXING_CLI) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  EXPECT_NE(p, nullptr);
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST(Cli, Version) {
+  Result r = run("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("moxing 0."), std::string::npos) << r.out;
+}
+
+TEST(Cli, HelpListsBench) {
+  Result r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("bench"), std::string::npos) << r.out;
+}
+
+TEST(Cli, UnknownSubcommandFails) {
+  Result r = run("no-such-command");
+  EXPECT_NE(r.code, 0);
+}
+
+TEST(Cli, BenchQuickJsonHasTheFields) {
+  Result r = run("bench --quick --json --threads 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("threads").get<int>(), 1);
+  EXPECT_GT(j.at("fma_peak_gflops").get<double>(), 0.0);
+  for (const char* n : {"256", "512", "1024", "2048"}) {
+    EXPECT_GT(j.at("sgemm_gflops").at(n).get<double>(), 0.0) << n;
+  }
+  EXPECT_GT(j.at("triad_gbps").get<double>(), 0.0);
+  EXPECT_GT(j.at("add_gbps").get<double>(), 0.0);
+  EXPECT_GT(j.at("softmax_gbps").get<double>(), 0.0);
+}
