@@ -244,11 +244,13 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
                        Tensor idx = si.get();
                        Tensor gs = gather(g[0], d, idx);
                        if (idx.shape() != src_shape) {
-                         // src elements past index's extent were not scattered: zero gradient
+                         // src elements past index's extent were not scattered: zero
+                         // gradient (a raw copy: this padding is first-order only)
                          Tensor padded = zeros(src_shape, gs.dtype());
                          Tensor region = padded;
-                         for (int64_t k = 0; k < idx.dim(); ++k)
+                         for (int64_t k = 0; k < idx.dim(); ++k) {
                            region = narrow(region, k, 0, idx.shape()[at(k)]);
+                         }
                          copy_into(region, gs);
                          gs = padded;
                        }

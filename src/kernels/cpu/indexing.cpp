@@ -1,7 +1,6 @@
 // CPU indexing kernels: reference loops over rows (selects) or columns (scatters), split
 // across threads so that every output element is written by one thread in a fixed order.
 #include <algorithm>
-#include <vector>
 
 #include "kernels/indexing.h"
 #include "moxing/core/parallel.h"
