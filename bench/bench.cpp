@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -52,6 +54,7 @@ __attribute__((target("avx2,fma"))) float fma_loop_avx2(int64_t iters) {
   const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
   for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(1.0f + static_cast<float>(i));
   for (int64_t k = 0; k < iters; ++k) {
+#pragma GCC unroll 12
     for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], m, c);
   }
   __m256 s = acc[0];
@@ -66,6 +69,7 @@ __attribute__((target("avx512f"))) float fma_loop_avx512(int64_t iters) {
   const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
   for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(1.0f + static_cast<float>(i));
   for (int64_t k = 0; k < iters; ++k) {
+#pragma GCC unroll 12
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, c);
   }
   __m512 s = acc[0];
@@ -138,11 +142,31 @@ double softmax_gbps(int64_t n, int reps) {
   return 2.0 * static_cast<double>(n) * sizeof(float) / t / 1e9;
 }
 
-double sgemm_gflops(int64_t n, bool quick) {
+struct Gemm {
+  double gflops = 0;
+  double max_rel_error = 0;  // sampled entries against f64 dot products
+};
+
+Gemm sgemm(int64_t n, bool quick) {
   Tensor a = randn({n, n}), b = randn({n, n});
   int reps = quick ? 1 : (n <= 512 ? 20 : n <= 1024 ? 8 : 3);
-  double t = best_time(reps, [&] { Tensor c = matmul(a, b); });
-  return 2.0 * static_cast<double>(n) * n * n / t / 1e9;
+  Tensor c;
+  double t = best_time(reps, [&] { c = matmul(a, b); });
+  Gemm g;
+  g.gflops = 2.0 * static_cast<double>(n) * n * n / t / 1e9;
+  const float* pa = a.data<float>();
+  const float* pb = b.data<float>();
+  const float* pc = c.data<float>();
+  for (int64_t s = 0; s < 64; ++s) {
+    int64_t i = (s * 7919) % n, j = (s * 104729 + 13) % n;
+    double ref = 0, mag = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      ref += static_cast<double>(pa[i * n + k]) * pb[k * n + j];
+      mag += std::abs(static_cast<double>(pa[i * n + k]) * pb[k * n + j]);
+    }
+    g.max_rel_error = std::max(g.max_rel_error, std::abs(pc[i * n + j] - ref) / mag);
+  }
+  return g;
 }
 
 }  // namespace
@@ -154,7 +178,12 @@ int run_bench(const BenchOptions& opt) {
   Peak peak = measure_fma_peak(threads, opt.quick);
   std::vector<int64_t> sizes = {256, 512, 1024, 2048};
   std::vector<double> gemm;
-  for (int64_t n : sizes) gemm.push_back(sgemm_gflops(n, opt.quick));
+  double gemm_error = 0;
+  for (int64_t n : sizes) {
+    Gemm g = sgemm(n, opt.quick);
+    gemm.push_back(g.gflops);
+    gemm_error = std::max(gemm_error, g.max_rel_error);
+  }
   int64_t n = opt.quick ? (int64_t{1} << 20) : (int64_t{1} << 25);  // 128 MiB per f32 array
   int reps = opt.quick ? 2 : 5;
   double triad = triad_gbps(n, reps);
@@ -172,6 +201,7 @@ int run_bench(const BenchOptions& opt) {
       j["sgemm_gflops"][std::to_string(sizes[i])] = gemm[i];
       j["sgemm_peak_ratio"][std::to_string(sizes[i])] = peak.gflops > 0 ? gemm[i] / peak.gflops : 0.0;
     }
+    j["sgemm_max_rel_error"] = gemm_error;
     j["triad_gbps"] = triad;
     j["add_gbps"] = add_bw;
     j["softmax_gbps"] = softmax_bw;
@@ -189,6 +219,14 @@ int run_bench(const BenchOptions& opt) {
     std::string label = "sgemm " + std::to_string(sizes[i]);
     std::printf("%-28s %10.1f %11.0f%%\n", label.c_str(), gemm[i],
                 peak.gflops > 0 ? 100.0 * gemm[i] / peak.gflops : 0.0);
+  }
+  std::printf("sgemm results checked against f64 dot products: max relative error %.2g%s\n",
+              gemm_error, gemm_error < 1e-4 ? "" : "  <-- WRONG RESULTS");
+  const char* forced = std::getenv("OPENBLAS_CORETYPE");
+  if (forced != nullptr && *forced != '\0' && peak.isa == "avx512") {
+    std::printf("note: OPENBLAS_CORETYPE=%s limits OpenBLAS to that kernel while this CPU has "
+                "AVX-512;\n      unset it (and OPENBLAS_L2_SIZE) to let OpenBLAS pick its own.\n",
+                forced);
   }
   std::printf("\n%-28s %10s %12s\n", "memory (f32, 128 MiB arrays)", "GB/s", "of triad");
   std::printf("%-28s %10.1f %11.0f%%\n", "triad a = b + s*c", triad, 100.0);

@@ -8,6 +8,7 @@
 #include "moxing/core/rng.h"
 #include "moxing/core/tensor.h"
 #include "moxing/ops/elementwise.h"
+#include "moxing/ops/indexing.h"
 #include "moxing/ops/random.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/ops/shape.h"

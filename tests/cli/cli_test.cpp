@@ -54,6 +54,7 @@ TEST(Cli, BenchQuickJsonHasTheFields) {
   for (const char* n : {"256", "512", "1024", "2048"}) {
     EXPECT_GT(j.at("sgemm_gflops").at(n).get<double>(), 0.0) << n;
   }
+  EXPECT_LT(j.at("sgemm_max_rel_error").get<double>(), 1e-4);
   EXPECT_GT(j.at("triad_gbps").get<double>(), 0.0);
   EXPECT_GT(j.at("add_gbps").get<double>(), 0.0);
   EXPECT_GT(j.at("softmax_gbps").get<double>(), 0.0);
