@@ -297,6 +297,8 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size) {
     MOXING_CHECK(is_floating(xb.dtype()), "{}: needs a floating-point tensor, got {}", op,
                  dtype_name(xb.dtype()));
     check_param(output_size, 1, op, "output_size");
+    MOXING_CHECK(xb.size(2) > 0 && xb.size(3) > 0, "{}: input shape {} has an empty image", op,
+                 shape_str(x.shape()));
     PoolWindows win;
     const int64_t H = xb.size(2), W = xb.size(3), OH = output_size[0], OW = output_size[1];
     for (int64_t o = 0; o < OH; ++o) {
