@@ -34,7 +34,8 @@ Tensor batched_matmul(const Tensor& a, const Tensor& b) {
   if (a.dim() > 2 && b.dim() == 2 && a.is_contiguous()) {
     Shape out_shape = a.shape();
     out_shape.back() = N;
-    return reshape(batched_matmul(reshape(a, {-1, K}), b), out_shape);
+    const int64_t rows = shape_numel(Shape(a.shape().begin(), a.shape().end() - 1));
+    return reshape(batched_matmul(reshape(a, {rows, K}), b), out_shape);
   }
   Shape batch = broadcast_shapes(batch_of(a), batch_of(b), "matmul");
   Shape sa = batch, sb = batch, so = batch;

@@ -134,6 +134,8 @@ TEST(Linalg, EmptyInnerDimGivesZeros) {
   EXPECT_EQ(c.shape(), Shape({3, 2}));
   EXPECT_EQ(c.to_vector<float>(), std::vector<float>(6, 0.0f));
   EXPECT_EQ(matmul(zeros({0, 3}), zeros({3, 2})).shape(), Shape({0, 2}));
+  EXPECT_EQ(matmul(zeros({2, 3, 0}), zeros({0, 4})).to_vector<float>(), std::vector<float>(24, 0));
+  EXPECT_EQ(matmul(zeros({2, 0, 3}), zeros({2, 3, 4})).shape(), Shape({2, 0, 4}));
 }
 
 TEST(Linalg, BroadcastBatchGradientsHaveInputShapes) {

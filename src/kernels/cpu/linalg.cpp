@@ -66,9 +66,9 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& out) {
     gemm(la.trans, lb.trans, m, n, k, pa + oa[static_cast<size_t>(i)], lda,
          pb + ob[static_cast<size_t>(i)], ldb, po + i * M * N, n);
   };
-  // Many small matrices: one single-threaded GEMM per thread (OpenBLAS runs single-threaded
-  // inside a parallel region). Large ones: let OpenBLAS thread each GEMM.
-  if (nbatch > 1 && M * N * K <= (int64_t{1} << 18)) {
+  // Small matrices, or several per thread: one single-threaded GEMM per thread at a time
+  // (OpenBLAS runs single-threaded inside a parallel region). Otherwise OpenBLAS threads each.
+  if (nbatch > 1 && (M * N * K <= (int64_t{1} << 18) || nbatch >= 4 * num_threads())) {
     parallel_for(0, nbatch, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) one(i);
     });
