@@ -74,7 +74,9 @@ __attribute__((target("avx512f"))) float fma_loop_avx512(int64_t iters) {
   }
   __m512 s = acc[0];
   for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  return _mm512_reduce_add_ps(s);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, s);
+  return out[0];
 }
 #endif
 

@@ -39,12 +39,13 @@ Tensor from_json(const json& j, DType float_dtype) {
       vals.push_back(v.get<double>());
     }
   }
-  Tensor t64 = from_vector(vals, shape);
+  // from_vector infers 1-d from an empty shape; a 0-d fixture needs the reshape
+  Tensor t64 = shape.empty() ? from_vector(vals, Shape{1}).reshape({}) : from_vector(vals, shape);
   if (is_floating(dt)) return t64.to(float_dtype);
   if (dt == DType::i64) {
     std::vector<int64_t> iv;
     for (const auto& v : j.at("data")) iv.push_back(v.get<int64_t>());
-    return from_vector(iv, shape);
+    return shape.empty() ? from_vector(iv, Shape{1}).reshape({}) : from_vector(iv, shape);
   }
   return t64.to(dt);
 }
