@@ -7,8 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -201,7 +201,8 @@ int run_bench(const BenchOptions& opt) {
     j["openblas_core"] = core ? core : "unknown";
     for (size_t i = 0; i < sizes.size(); ++i) {
       j["sgemm_gflops"][std::to_string(sizes[i])] = gemm[i];
-      j["sgemm_peak_ratio"][std::to_string(sizes[i])] = peak.gflops > 0 ? gemm[i] / peak.gflops : 0.0;
+      j["sgemm_peak_ratio"][std::to_string(sizes[i])] =
+          peak.gflops > 0 ? gemm[i] / peak.gflops : 0.0;
     }
     j["sgemm_max_rel_error"] = gemm_error;
     j["triad_gbps"] = triad;
@@ -216,7 +217,8 @@ int run_bench(const BenchOptions& opt) {
   std::printf("moxing bench: %d threads, OpenBLAS core %s%s\n\n", threads, core ? core : "unknown",
               opt.quick ? " (quick: numbers are not meaningful)" : "");
   std::printf("%-28s %10s %12s\n", "compute (f32)", "GFLOP/s", "of peak");
-  std::printf("%-28s %10.1f %11.0f%%\n", ("FMA peak (" + peak.isa + ")").c_str(), peak.gflops, 100.0);
+  std::printf("%-28s %10.1f %11.0f%%\n", ("FMA peak (" + peak.isa + ")").c_str(), peak.gflops,
+              100.0);
   for (size_t i = 0; i < sizes.size(); ++i) {
     std::string label = "sgemm " + std::to_string(sizes[i]);
     std::printf("%-28s %10.1f %11.0f%%\n", label.c_str(), gemm[i],
@@ -226,14 +228,16 @@ int run_bench(const BenchOptions& opt) {
               gemm_error, gemm_error < 1e-4 ? "" : "  <-- WRONG RESULTS");
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
   if (forced != nullptr && *forced != '\0' && peak.isa == "avx512") {
-    std::printf("note: OPENBLAS_CORETYPE=%s limits OpenBLAS to that kernel while this CPU has "
-                "AVX-512;\n      unset it (and OPENBLAS_L2_SIZE) to let OpenBLAS pick its own.\n",
-                forced);
+    std::printf(
+        "note: OPENBLAS_CORETYPE=%s limits OpenBLAS to that kernel while this CPU has "
+        "AVX-512;\n      unset it (and OPENBLAS_L2_SIZE) to let OpenBLAS pick its own.\n",
+        forced);
   }
   std::printf("\n%-28s %10s %12s\n", "memory (f32, 128 MiB arrays)", "GB/s", "of triad");
   std::printf("%-28s %10.1f %11.0f%%\n", "triad a = b + s*c", triad, 100.0);
   std::printf("%-28s %10.1f %11.0f%%\n", "add c = a + b", add_bw, 100.0 * add_bw / triad);
-  std::printf("%-28s %10.1f %11.0f%%\n", "softmax rows of 1024", softmax_bw, 100.0 * softmax_bw / triad);
+  std::printf("%-28s %10.1f %11.0f%%\n", "softmax rows of 1024", softmax_bw,
+              100.0 * softmax_bw / triad);
   return 0;
 }
 

@@ -74,6 +74,8 @@ TEST(Elementwise, IntegerArithmetic) {
 }
 
 TEST(Elementwise, LargeTensorsUseTheParallelPathCorrectly) {
+  int saved = num_threads();
+  set_num_threads(2);
   Tensor a = arange(0, 200000, 1, DType::f32);
   Tensor b = ones({200000});
   Tensor c = a + b;
@@ -85,4 +87,6 @@ TEST(Elementwise, LargeTensorsUseTheParallelPathCorrectly) {
   Tensor mt = m.t();
   Tensor s = mt + zeros({400, 300});
   EXPECT_EQ(s.to_vector<float>()[1], 400.0f);
+  EXPECT_EQ(s.to_vector<float>()[400 * 300 - 1], 300.0f * 400.0f - 1.0f);
+  set_num_threads(saved);
 }
