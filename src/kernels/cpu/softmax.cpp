@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/vec_math.h"
 #include "kernels/softmax.h"
 #include "moxing/core/parallel.h"
 
@@ -27,9 +28,80 @@ void for_column_runs(int64_t b, int64_t e, int64_t I, const F& f) {
   }
 }
 
+// x (R), y (R): one contiguous f32 row. Lanes of 16 partial maxima and sums keep every loop
+// vectorizable; the partial sums are added in double at the end.
+__attribute__((always_inline)) inline void softmax_row_f32_body(const float* x, float* y, int64_t R,
+                                                                bool log) {
+  constexpr int64_t kLanes = 16;
+  float mv[kLanes];
+  for (int64_t j = 0; j < kLanes; ++j) mv[j] = -std::numeric_limits<float>::infinity();
+  int64_t r = 0;
+  for (; r + kLanes <= R; r += kLanes) {
+    for (int64_t j = 0; j < kLanes; ++j) mv[j] = x[r + j] > mv[j] ? x[r + j] : mv[j];
+  }
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < kLanes; ++j) m = std::max(m, mv[j]);
+  for (; r < R; ++r) m = std::max(m, x[r]);
+  if (m == -std::numeric_limits<float>::infinity()) m = 0.0f;  // all -inf: exp gives 0s
+  float sv[kLanes] = {};
+  r = 0;
+  if (log) {
+    for (; r + kLanes <= R; r += kLanes) {
+      for (int64_t j = 0; j < kLanes; ++j) sv[j] += exp_f32(x[r + j] - m);
+    }
+  } else {
+    for (; r + kLanes <= R; r += kLanes) {
+      for (int64_t j = 0; j < kLanes; ++j) {
+        float e = exp_f32(x[r + j] - m);
+        y[r + j] = e;
+        sv[j] += e;
+      }
+    }
+  }
+  double sum = 0.0;
+  for (int64_t j = 0; j < kLanes; ++j) sum += sv[j];
+  for (; r < R; ++r) {
+    float e = exp_f32(x[r] - m);
+    if (!log) y[r] = e;
+    sum += e;
+  }
+  if (log) {
+    const float shift = m + static_cast<float>(std::log(sum));
+    for (int64_t k = 0; k < R; ++k) y[k] = x[k] - shift;
+  } else {
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t k = 0; k < R; ++k) y[k] *= inv;
+  }
+}
+
+MOXING_TARGET_AVX512 void softmax_row_f32_avx512(const float* x, float* y, int64_t R, bool log) {
+  softmax_row_f32_body(x, y, R, log);
+}
+MOXING_TARGET_AVX2 void softmax_row_f32_avx2(const float* x, float* y, int64_t R, bool log) {
+  softmax_row_f32_body(x, y, R, log);
+}
+void softmax_row_f32_base(const float* x, float* y, int64_t R, bool log) {
+  softmax_row_f32_body(x, y, R, log);
+}
+
+void softmax_row_f32(const float* x, float* y, int64_t R, bool log) {
+  switch (cpu_level()) {
+    case CpuLevel::avx512:
+      return softmax_row_f32_avx512(x, y, R, log);
+    case CpuLevel::avx2:
+      return softmax_row_f32_avx2(x, y, R, log);
+    case CpuLevel::base:
+      return softmax_row_f32_base(x, y, R, log);
+  }
+}
+
 // x (R), y (R): one contiguous row
 template <class T>
 void softmax_row(const T* x, T* y, int64_t R, bool log) {
+  if constexpr (std::is_same_v<T, float>) {
+    softmax_row_f32(x, y, R, log);
+    return;
+  }
   T m = -std::numeric_limits<T>::infinity();
   for (int64_t r = 0; r < R; ++r) m = std::max(m, x[r]);
   double sum = 0.0;
