@@ -245,10 +245,11 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
     using T = decltype(tag);
     T* p = static_cast<T*>(t.raw_data());
     double h = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
-    // fill from both ends so that the last value is exactly `end`, as torch does
+    // fill from both ends so that the last value is exactly `end`, as torch does; a single
+    // step is `start`
     for (int64_t k = 0; k < steps; ++k) {
-      double v = k < steps / 2 ? start + h * static_cast<double>(k)
-                               : end - h * static_cast<double>(steps - 1 - k);
+      double v = k < steps / 2 || steps == 1 ? start + h * static_cast<double>(k)
+                                             : end - h * static_cast<double>(steps - 1 - k);
       p[k] = cast_value<T>(v);
     }
   });
