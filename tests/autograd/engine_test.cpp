@@ -55,6 +55,11 @@ TEST(Backward, NonScalarRootNeedsAnExplicitGradient) {
   EXPECT_TRUE(contains(wrong, "gradient shape [2] differs from output shape [3]")) << wrong;
   y.backward(f64({1, 10, 100}));
   EXPECT_EQ(x.grad().to_vector<double>(), std::vector<double>({2, 20, 200}));
+  // a gradient of another dtype is converted to the output's, as torch does
+  Tensor a = ones({2}).requires_grad_();
+  mul(a, 3.0).backward(f64({1, 2}));
+  EXPECT_EQ(a.grad().dtype(), DType::f32);
+  EXPECT_EQ(a.grad().to_vector<float>(), std::vector<float>({3, 6}));
 }
 
 TEST(Backward, TensorWithoutGradIsAnError) {

@@ -2,8 +2,11 @@
 // thread-count setting.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <sstream>
@@ -181,6 +184,14 @@ TEST(Printing, ShowsValuesShapeAndDtype) {
   EXPECT_EQ(to_string(tensor({1, 2, 3, 4}, {2, 2})),
             "tensor([[1.0000, 2.0000],\n        [3.0000, 4.0000]], shape=[2, 2], dtype=f32)");
   EXPECT_EQ(to_string(from_vector<int64_t>({-3, 7})), "tensor([-3, 7], shape=[2], dtype=i64)");
+  // i64 values past 2^53 print exactly
+  EXPECT_EQ(to_string(from_vector<int64_t>({(int64_t{1} << 60) + 1})),
+            "tensor([1152921504606846977], shape=[1], dtype=i64)");
+  EXPECT_EQ(to_string(from_vector<bool>({true, false})),
+            "tensor([true, false], shape=[2], dtype=bool)");
+  EXPECT_EQ(to_string(from_vector<uint8_t>({255, 0})), "tensor([255, 0], shape=[2], dtype=u8)");
+  EXPECT_EQ(to_string(full({2}, 1.5, DType::bf16)),
+            "tensor([1.5000, 1.5000], shape=[2], dtype=bf16)");
   EXPECT_EQ(to_string(scalar_tensor(0.5, DType::f64)), "tensor(0.5000, shape=[], dtype=f64)");
   EXPECT_EQ(to_string(from_vector<float>({INFINITY, -INFINITY, NAN})),
             "tensor([inf, -inf, nan], shape=[3], dtype=f32)");
@@ -225,6 +236,34 @@ TEST(Threads, SetAndGet) {
   EXPECT_THROW(set_num_threads(-2), Error);
   EXPECT_EQ(num_threads(), 1) << "a refused value leaves the setting alone";
   set_num_threads(saved);
+}
+
+// The child half of EnvironmentSetsTheInitialCount; skipped in a normal run.
+TEST(Threads, ChildReadsEnvironment) {
+  const char* expect = std::getenv("MOXING_TEST_EXPECT_THREADS");
+  if (expect == nullptr) GTEST_SKIP() << "only run as a child of EnvironmentSetsTheInitialCount";
+  if (std::string(expect) == "error") {
+    std::string m = error_of([] { (void)num_threads(); });
+    EXPECT_TRUE(contains(m, "MOXING_NUM_THREADS='zero' is not a thread count")) << m;
+  } else {
+    EXPECT_EQ(num_threads(), std::atoi(expect));
+  }
+}
+
+TEST(Threads, EnvironmentSetsTheInitialCount) {
+  // the pool size is read once per process, so each setting runs in a child process
+  if (std::getenv("MOXING_TEST_EXPECT_THREADS") != nullptr) GTEST_SKIP() << "already a child";
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  ASSERT_GT(len, 0);
+  self[len] = '\0';
+  const std::pair<const char*, const char*> runs[] = {{"3", "3"}, {"zero", "error"}};
+  for (const auto& [value, expect] : runs) {
+    std::string cmd = std::string("MOXING_NUM_THREADS=") + value +
+                      " MOXING_TEST_EXPECT_THREADS=" + expect + " '" + self +
+                      "' --gtest_filter=Threads.ChildReadsEnvironment > /dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
 }
 
 TEST(Threads, ParallelForCoversTheRangeOnce) {

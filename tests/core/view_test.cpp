@@ -185,6 +185,11 @@ TEST(Views, NarrowChunkSplit) {
   EXPECT_EQ(sz[1].storage_offset(), 2);
   sz[2].fill_(0);
   EXPECT_EQ(x.to_vector<float>()[13], 0.0f);
+  // torch.zeros(0, 3).chunk(2) -> two empty pieces; torch.zeros(0, 3).split(2) -> one
+  auto empty_chunks = zeros({0, 3}).chunk(2);
+  ASSERT_EQ(empty_chunks.size(), 2u);
+  EXPECT_EQ(empty_chunks[1].shape(), Shape({0, 3}));
+  ASSERT_EQ(zeros({0, 3}).split(2).size(), 1u);
   auto cols = x.chunk(2, 1);
   ASSERT_EQ(cols.size(), 2u);
   EXPECT_EQ(cols[1].to_vector<float>(), std::vector<float>({1, 3, 5, 7, 9, 0, 0}));
