@@ -25,6 +25,14 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
 }
 
 void copy_into(const Tensor& dst, const Tensor& src) {
+  // a broadcast (stride 0) destination would have several elements written to one place
+  for (int64_t d = 0; d < dst.dim(); ++d) {
+    MOXING_CHECK(
+        dst.shape()[static_cast<size_t>(d)] <= 1 || dst.strides()[static_cast<size_t>(d)] != 0,
+        "cannot write into a broadcast (expanded) tensor of shape {}: several of its "
+        "elements share one memory location; clone() it first",
+        shape_str(dst.shape()));
+  }
   Tensor s = src.shape() == dst.shape() ? src : expand(src, dst.shape());
   kernels::copy_forward().get(dst.device(), dst.dtype())(dst, s);
 }

@@ -86,6 +86,18 @@ TEST(InPlace, BroadcastThatWouldGrowSelfIsAnError) {
   EXPECT_EQ(x.to_vector<float>(), std::vector<float>({0, 0, 0}));
 }
 
+TEST(InPlace, WritingIntoAnExpandedTensorIsAnError) {
+  // as torch: several elements of the destination share one memory location
+  Tensor base = zeros({1});
+  Tensor e = base.expand({3});
+  std::string m = error_of([&] { e.add_(from_vector<float>({1, 2, 3})); });
+  EXPECT_TRUE(contains(m, "broadcast (expanded) tensor of shape [3]")) << m;
+  EXPECT_THROW(e.fill_(1), Error);
+  EXPECT_EQ(base.item<float>(), 0.0f);
+  // a size-1 dim with stride 0 is harmless
+  zeros({2}).unsqueeze(1).expand({2, 1}).fill_(1);
+}
+
 TEST(InPlace, ModifyingASavedOutputIsCaughtAtBackward) {
   // y = exp(x) saves y; changing y before backward must not give a silently wrong gradient
   Tensor x = f64({0.1, 0.2}).requires_grad_();
