@@ -269,6 +269,17 @@ TEST(Graph, SeveralRootsAtOnce) {
   EXPECT_THROW(autograd::backward({z}, {}), Error);
 }
 
+TEST(Graph, GradientFlowsThroughFloatConversionsOnly) {
+  Tensor x = from_vector<float>({0.5f, 1.5f}).requires_grad_();
+  Tensor y = x.to(DType::bf16).to(DType::f64);
+  EXPECT_TRUE(y.requires_grad());
+  sum(mul(y, 3.0)).backward();
+  EXPECT_EQ(x.grad().dtype(), DType::f32);
+  EXPECT_EQ(x.grad().to_vector<float>(), std::vector<float>({3, 3}));
+  // an integer result has no gradient
+  EXPECT_FALSE(x.to(DType::i64).requires_grad());
+}
+
 TEST(Graph, UnusedInputGetsNoGradient) {
   Tensor x = f64({1}).requires_grad_();
   Tensor unused = f64({1}).requires_grad_();

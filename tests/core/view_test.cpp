@@ -119,6 +119,9 @@ TEST(Views, PermuteAndTranspose) {
   EXPECT_EQ(x.permute({-1, 0, 1}).shape(), Shape({4, 2, 3}));
   Tensor m = iota({2, 3});
   EXPECT_EQ(m.t().shape(), Shape({3, 2}));
+  // torch.arange(3).t() is the tensor itself
+  EXPECT_EQ(iota({3}).t().shape(), Shape({3}));
+  EXPECT_EQ(scalar_tensor(1).t().dim(), 0);
   m.t().select(0, 2).fill_(100);  // column 2 of m
   EXPECT_EQ(m.to_vector<float>(), std::vector<float>({0, 1, 100, 3, 4, 100}));
 }
