@@ -280,6 +280,39 @@ TEST(Graph, GradientFlowsThroughFloatConversionsOnly) {
   EXPECT_FALSE(x.to(DType::i64).requires_grad());
 }
 
+namespace {
+
+// a = 2x, b = 3x recorded as one node with two outputs
+std::pair<Tensor, Tensor> two_outputs(const Tensor& x) {
+  Tensor a, b;
+  {
+    NoGradGuard no_grad;
+    a = mul(x, 2.0);
+    b = mul(x, 3.0);
+  }
+  autograd::record("two_outputs", {a, b}, {x}, [](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{add(mul(g[0], 2.0), mul(g[1], 3.0))};
+  });
+  return {a, b};
+}
+
+}  // namespace
+
+TEST(Graph, MultiOutputNodeGetsZerosForUnusedOutputs) {
+  Tensor x = f64({1, 2}).requires_grad_();
+  auto [a, b] = two_outputs(x);
+  EXPECT_EQ(a.grad_fn(), b.grad_fn());
+  EXPECT_EQ(b.impl()->output_nr, 1u);
+  sum(a).backward();  // b's gradient is missing: zeros
+  EXPECT_EQ(x.grad().to_vector<double>(), std::vector<double>({2, 2}));
+  Tensor x2 = f64({1, 2}).requires_grad_();
+  auto [a2, b2] = two_outputs(x2);
+  b2.retain_grad();
+  sum(add(mul(a2, 10.0), b2)).backward();
+  EXPECT_EQ(x2.grad().to_vector<double>(), std::vector<double>({23, 23}));
+  EXPECT_EQ(b2.grad().to_vector<double>(), std::vector<double>({1, 1}));
+}
+
 TEST(Graph, UnusedInputGetsNoGradient) {
   Tensor x = f64({1}).requires_grad_();
   Tensor unused = f64({1}).requires_grad_();

@@ -73,6 +73,18 @@ TEST(Generator, ManualSeedResetsTheDefaultGenerator) {
   EXPECT_FALSE(same_bits<float>(randn({3, 5}), a));
 }
 
+TEST(Generator, OffsetCanBeSavedAndRestored) {
+  Generator g(11);
+  (void)randn({5}, DType::f32, &g);
+  uint64_t at = g.offset();
+  Tensor next = rand({9}, DType::f64, &g);
+  g.set_offset(at);
+  EXPECT_TRUE(same_bits<double>(rand({9}, DType::f64, &g), next));
+  Generator other(11);
+  other.set_offset(at);
+  EXPECT_TRUE(same_bits<double>(rand({9}, DType::f64, &other), next));
+}
+
 TEST(Generator, SplittingADrawGivesTheSameStream) {
   // element i depends only on (seed, offset, i): two draws of 8 equal one draw of 16
   Generator a(5), b(5);

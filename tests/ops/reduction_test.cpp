@@ -180,3 +180,29 @@ TEST(Reduction, SumToInvertsBroadcast) {
   EXPECT_EQ(s.to_vector<float>(), std::vector<float>({8, 8, 8}));
   EXPECT_NE(error_of([&] { (void)sum_to(ones({3}), {2, 3}); }).find("sum_to"), std::string::npos);
 }
+
+TEST(Reduction, LargeStridedReductionsMatchANaiveLoop) {
+  // (300, 500) transposed to (500, 300): both dims, through the parallel paths
+  Generator g(9);
+  Tensor base = rand({300, 500}, DType::f64, &g);
+  Tensor x = base.t();
+  std::vector<double> v = base.to_vector<double>();
+  auto at = [&](int64_t i, int64_t j) { return v[static_cast<size_t>(j * 500 + i)]; };  // x[i, j]
+  std::vector<double> s0(300, 0.0), s1(500, 0.0), m1(500, -1.0);
+  std::vector<int64_t> a1(500, 0);
+  for (int64_t i = 0; i < 500; ++i) {
+    for (int64_t j = 0; j < 300; ++j) {
+      s0[static_cast<size_t>(j)] += at(i, j);
+      s1[static_cast<size_t>(i)] += at(i, j);
+      if (at(i, j) > m1[static_cast<size_t>(i)]) {
+        m1[static_cast<size_t>(i)] = at(i, j);
+        a1[static_cast<size_t>(i)] = j;
+      }
+    }
+  }
+  std::vector<double> r0 = sum(x, {0}).to_vector<double>(), r1 = sum(x, {1}).to_vector<double>();
+  for (size_t j = 0; j < 300; ++j) EXPECT_NEAR(r0[j], s0[j], 1e-9) << j;
+  for (size_t i = 0; i < 500; ++i) EXPECT_NEAR(r1[i], s1[i], 1e-9) << i;
+  EXPECT_EQ(amax(x, {1}).to_vector<double>(), m1);
+  EXPECT_EQ(argmax(x, 1).to_vector<int64_t>(), a1);
+}
