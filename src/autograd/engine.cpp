@@ -34,6 +34,8 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
       MOXING_CHECK(g.shape() == r.shape(),
                    "backward: gradient shape {} differs from output shape {}", shape_str(g.shape()),
                    shape_str(r.shape()));
+      // as torch, a gradient of another dtype is converted to the output's
+      if (g.dtype() != r.dtype()) g = g.to(r.dtype());
     }
     root_edges.push_back(gradient_edge(r));
     root_grads.push_back(g);

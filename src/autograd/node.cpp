@@ -36,6 +36,28 @@ Tensor SavedTensor::get() const {
   return tensor_;
 }
 
+Node::~Node() {
+  // Without this, freeing the last tensor of a long chain frees node after node recursively.
+  // Nodes held only by `pending` lose their edges (and saved state) before they die, so each
+  // destructor returns at once.
+  std::vector<std::shared_ptr<Node>> pending;
+  auto take_edges = [&pending](Node& n) {
+    for (Edge& e : n.next) {
+      if (e.node) pending.push_back(std::move(e.node));
+    }
+    n.next.clear();
+  };
+  take_edges(*this);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    if (n.use_count() == 1) {
+      n->release();
+      take_edges(*n);
+    }
+  }
+}
+
 std::vector<Tensor> FunctionNode::apply(const std::vector<Tensor>& grads) {
   if (!fn) {
     fail(

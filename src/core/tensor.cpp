@@ -245,10 +245,11 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
     using T = decltype(tag);
     T* p = static_cast<T*>(t.raw_data());
     double h = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
-    // fill from both ends so that the last value is exactly `end`, as torch does
+    // fill from both ends so that the last value is exactly `end`, as torch does; a single
+    // step is `start`
     for (int64_t k = 0; k < steps; ++k) {
-      double v = k < steps / 2 ? start + h * static_cast<double>(k)
-                               : end - h * static_cast<double>(steps - 1 - k);
+      double v = k < steps / 2 || steps == 1 ? start + h * static_cast<double>(k)
+                                             : end - h * static_cast<double>(steps - 1 - k);
       p[k] = cast_value<T>(v);
     }
   });
@@ -311,18 +312,32 @@ Tensor from_blob(void* data, const Shape& shape, DType dtype, std::shared_ptr<vo
 
 namespace {
 
-void print_value(std::ostream& os, double v, bool floating) {
-  if (!floating) {
-    os << fmt::format("{}", static_cast<int64_t>(v));
-  } else if (std::isnan(v) || std::isinf(v)) {
+// Elements are printed from i64 for integer tensors (a double would round values past 2^53).
+struct PrintValues {
+  std::vector<double> floats;
+  std::vector<int64_t> ints;
+  DType dtype;
+};
+
+void print_value(std::ostream& os, const PrintValues& vals, int64_t i) {
+  if (vals.dtype == DType::boolean) {
+    os << (vals.ints[static_cast<size_t>(i)] != 0 ? "true" : "false");
+    return;
+  }
+  if (!is_floating(vals.dtype)) {
+    os << vals.ints[static_cast<size_t>(i)];
+    return;
+  }
+  double v = vals.floats[static_cast<size_t>(i)];
+  if (std::isnan(v) || std::isinf(v)) {
     os << (std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"));
   } else {
     os << fmt::format("{:.4f}", v);
   }
 }
 
-void print_rec(std::ostream& os, const std::vector<double>& vals, const Shape& shape, size_t d,
-               int64_t base, bool summarize, bool floating, int indent) {
+void print_rec(std::ostream& os, const PrintValues& vals, const Shape& shape, size_t d,
+               int64_t base, bool summarize, int indent) {
   const int64_t edge = 3;
   int64_t n = shape[d];
   int64_t inner = 1;
@@ -334,9 +349,9 @@ void print_rec(std::ostream& os, const std::vector<double>& vals, const Shape& s
       i = n - edge;
     }
     if (d + 1 == shape.size()) {
-      print_value(os, vals[base + i], floating);
+      print_value(os, vals, base + i);
     } else {
-      print_rec(os, vals, shape, d + 1, base + i * inner, summarize, floating, indent + 1);
+      print_rec(os, vals, shape, d + 1, base + i * inner, summarize, indent + 1);
     }
     if (i + 1 < n) os << (d + 1 == shape.size() ? ", " : ",\n" + std::string(indent + 1, ' '));
   }
@@ -347,14 +362,19 @@ void print_rec(std::ostream& os, const std::vector<double>& vals, const Shape& s
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "tensor(undefined)";
-  std::vector<double> vals = t.to_vector<double>();
-  bool floating = is_floating(t.dtype());
+  PrintValues vals;
+  vals.dtype = t.dtype();
+  if (is_floating(t.dtype())) {
+    vals.floats = t.to_vector<double>();
+  } else {
+    vals.ints = t.to_vector<int64_t>();
+  }
   bool summarize = t.numel() > 1000;
   os << "tensor(";
   if (t.dim() == 0) {
-    print_value(os, vals[0], floating);
+    print_value(os, vals, 0);
   } else {
-    print_rec(os, vals, t.shape(), 0, 0, summarize, floating, 7);
+    print_rec(os, vals, t.shape(), 0, 0, summarize, 7);
   }
   os << ", shape=" << shape_str(t.shape()) << ", dtype=" << dtype_name(t.dtype());
   if (t.requires_grad()) os << ", requires_grad=true";

@@ -26,8 +26,20 @@ Tensor uniform(const Shape& shape, double low, double high, DType dtype, Generat
   Generator& g = pick(gen);
   uint64_t per = work == DType::f64 ? 2 : 4;
   uint64_t first = g.advance((static_cast<uint64_t>(out.numel()) + per - 1) / per);
-  kernels::uniform_fill().get(kCPU, work)(out, g, first, low, high);
-  return work == dtype ? out : to_dtype(out, dtype);
+  if (work == dtype) {
+    kernels::uniform_fill().get(kCPU, work)(out, g, first, low, high);
+    return out;
+  }
+  // bf16 / f16: keep only as many random bits as the target's significand, so that a draw
+  // just below 1 does not round up to 1 (as torch does)
+  kernels::uniform_fill().get(kCPU, work)(out, g, first, 0.0, 1.0);
+  float steps = dtype == DType::bf16 ? 256.0f : 2048.0f;
+  float* p = out.data<float>();
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    float u = std::floor(p[i] * steps) / steps;
+    p[i] = static_cast<float>(low + (high - low) * static_cast<double>(u));
+  }
+  return to_dtype(out, dtype);
 }
 
 Tensor rand(const Shape& shape, DType dtype, Generator* gen) {

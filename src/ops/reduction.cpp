@@ -167,11 +167,15 @@ ValuesIndices max_min_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_ma
   auto& table = is_max ? kernels::max_forward() : kernels::min_forward();
   table.get(x.device(), x.dtype())(p.x3, p.O, p.R, p.I, r.values, r.indices);
   if (autograd::any_requires_grad({x})) {
-    autograd::SavedTensor sx(x, op), sv(r.values, op);
-    Shape keep = p.out_keep;
-    autograd::record(op, {r.values}, {x}, [sx, sv, keep, d](const std::vector<Tensor>& g) {
-      return std::vector<Tensor>{
-          extreme_backward(reshape(g[0], keep), sx.get(), reshape(sv.get(), keep), {d})};
+    // the gradient goes only to the returned index (even among ties), as torch.max(x, dim)
+    autograd::SavedTensor si(r.indices, op);
+    Shape keep = p.out_keep, positions(static_cast<size_t>(x.dim()), 1);
+    if (x.dim() > 0) positions[static_cast<size_t>(d)] = x.shape()[static_cast<size_t>(d)];
+    autograd::record(op, {r.values}, {x}, [si, keep, positions](const std::vector<Tensor>& g) {
+      // one-hot of the index along dim: positions (1,..,n,..,1) == indices (.., 1, ..)
+      Tensor pos = reshape(arange(shape_numel(positions)), positions);
+      Tensor hit = eq(pos, reshape(si.get(), keep)).to(g[0].dtype());
+      return std::vector<Tensor>{mul(hit, reshape(g[0], keep))};
     });
   }
   return r;

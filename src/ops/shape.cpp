@@ -25,6 +25,14 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
 }
 
 void copy_into(const Tensor& dst, const Tensor& src) {
+  // a broadcast (stride 0) destination would have several elements written to one place
+  for (int64_t d = 0; d < dst.dim(); ++d) {
+    MOXING_CHECK(
+        dst.shape()[static_cast<size_t>(d)] <= 1 || dst.strides()[static_cast<size_t>(d)] != 0,
+        "cannot write into a broadcast (expanded) tensor of shape {}: several of its "
+        "elements share one memory location; clone() it first",
+        shape_str(dst.shape()));
+  }
   Tensor s = src.shape() == dst.shape() ? src : expand(src, dst.shape());
   kernels::copy_forward().get(dst.device(), dst.dtype())(dst, s);
 }
@@ -299,6 +307,7 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   int64_t n = x.shape()[static_cast<size_t>(d)];
   std::vector<int64_t> sizes;
   for (int64_t s = 0; s < n; s += split_size) sizes.push_back(std::min(split_size, n - s));
+  if (n == 0) sizes.push_back(0);  // an empty dim gives one empty piece, as torch
   return split(x, sizes, d);
 }
 
@@ -306,7 +315,9 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   MOXING_CHECK(chunks > 0, "chunk: chunks must be positive, got {}", chunks);
   int64_t d = wrap_dim(dim, x.dim(), "chunk");
   int64_t n = x.shape()[static_cast<size_t>(d)];
-  int64_t size = std::max<int64_t>((n + chunks - 1) / chunks, 1);
+  // an empty dim gives `chunks` empty pieces, as torch
+  if (n == 0) return split(x, std::vector<int64_t>(static_cast<size_t>(chunks), 0), d);
+  int64_t size = (n + chunks - 1) / chunks;
   return split(x, size, d);
 }
 

@@ -28,7 +28,9 @@ struct Node {
   std::vector<Shape> output_shapes;
   std::vector<DType> output_dtypes;
   std::vector<std::weak_ptr<TensorImpl>> retained;  // outputs that asked retain_grad()
-  virtual ~Node() = default;
+  /// Frees the nodes only this one keeps alive iteratively, so a deep graph does not
+  /// overflow the stack when it is released.
+  virtual ~Node();
   /// grads has one defined tensor per output; returns one tensor per input (may be undefined).
   virtual std::vector<Tensor> apply(const std::vector<Tensor>& grads) = 0;
   /// Frees saved tensors after a backward without retain_graph.

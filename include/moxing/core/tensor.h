@@ -125,8 +125,8 @@ class Tensor {
   Tensor unsqueeze(int64_t dim) const;
   Tensor permute(const Shape& dims) const;
   Tensor transpose(int64_t d0, int64_t d1) const;
-  /// Last two dims swapped (matrix transpose).
-  Tensor t() const { return transpose(-2, -1); }
+  /// Last two dims swapped (matrix transpose); 0-d and 1-d tensors are returned as is, as torch.
+  Tensor t() const { return dim() < 2 ? *this : transpose(-2, -1); }
   Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
   Tensor select(int64_t dim, int64_t index) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;

@@ -1,5 +1,7 @@
-// CPU reductions over the middle axis of (O, R, I). Sums accumulate in double so that f32
-// results match torch's (pairwise) sums closely; the loop over I stays unit-stride.
+// CPU reductions over the middle axis of (O, R, I). Float sums accumulate in double so that
+// f32 results match torch's (pairwise) sums closely, integer sums in i64 so that they stay
+// exact; the loop over I stays unit-stride.
+#include <type_traits>
 #include <vector>
 
 #include "kernels/reduction.h"
@@ -10,6 +12,7 @@ namespace {
 
 template <class T>
 void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, Tensor& out) {
+  using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
   const T* px = x.data<T>();
   T* po = out.data<T>();
   if (I == 1) {
@@ -17,7 +20,7 @@ void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, Tensor& out) {
                  [&](int64_t b, int64_t e) {
                    for (int64_t o = b; o < e; ++o) {
                      const T* row = px + o * R;
-                     double acc[4] = {0, 0, 0, 0};
+                     Acc acc[4] = {0, 0, 0, 0};
                      int64_t r = 0;
                      for (; r + 4 <= R; r += 4) {
                        acc[0] += row[r];
@@ -33,13 +36,13 @@ void sum(const Tensor& x, int64_t O, int64_t R, int64_t I, Tensor& out) {
   }
   parallel_for(0, O * I, std::max<int64_t>(1, 32768 / std::max<int64_t>(R, 1)),
                [&](int64_t b, int64_t e) {
-                 // chunks of the flattened (O, I) output; accumulate rows of I in a double buffer
-                 std::vector<double> acc;
+                 // chunks of the flattened (O, I) output; accumulate rows of I in an Acc buffer
+                 std::vector<Acc> acc;
                  int64_t k = b;
                  while (k < e) {
                    int64_t o = k / I, i0 = k % I;
                    int64_t i1 = std::min(I, i0 + (e - k));
-                   acc.assign(static_cast<size_t>(i1 - i0), 0.0);
+                   acc.assign(static_cast<size_t>(i1 - i0), Acc{0});
                    for (int64_t r = 0; r < R; ++r) {
                      const T* row = px + (o * R + r) * I;
                      for (int64_t i = i0; i < i1; ++i) acc[static_cast<size_t>(i - i0)] += row[i];
