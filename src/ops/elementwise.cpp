@@ -490,6 +490,13 @@ Tensor operator-(const Tensor& a) { return neg(a); }
 
 Tensor& apply_inplace(Tensor& self, const char* op, const std::vector<Tensor>& others,
                       const std::function<Tensor(const Tensor&)>& out_of_place) {
+  for (const Tensor& o : others) {
+    if (!o.defined()) continue;
+    Shape b = broadcast_shapes(self.shape(), o.shape(), op);
+    MOXING_CHECK(b == self.shape(),
+                 "{}: the result of shape {} does not fit the tensor of shape {} being updated", op,
+                 shape_str(b), shape_str(self.shape()));
+  }
   std::vector<Tensor> all = others;
   all.push_back(self);
   if (autograd::any_requires_grad(all)) {
