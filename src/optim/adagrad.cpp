@@ -1,8 +1,14 @@
-// Adagrad update, written with tensor ops; mirrors torch.optim.adagrad._single_tensor_adagrad
-// (dense gradients).
+// Adagrad: the fused kernel for contiguous f32/f64 parameters, and the composite update
+// written with tensor ops (mirrors torch.optim.adagrad._single_tensor_adagrad, dense gradients)
+// for everything else and as the kernel's reference.
 #include "moxing/optim/adagrad.h"
 
+#include "kernels/optim.h"
 #include "moxing/ops/elementwise.h"
+
+namespace moxing::kernels {
+MOXING_DEFINE_KERNEL(adagrad_step, AdagradStepFn)
+}  // namespace moxing::kernels
 
 namespace moxing::optim {
 
@@ -36,10 +42,24 @@ void Adagrad::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
   const double step = state["step"].item<double>() + 1.0;
   state["step"] = scalar_tensor(step, DType::f64);
 
-  Tensor g = group.get("maximize") != 0.0 ? neg(grad) : grad;
-  if (weight_decay != 0.0) g = add(g, param, weight_decay);
   const double clr = lr / (1.0 + (step - 1.0) * lr_decay);
   Tensor& sum = state["sum"];
+  const auto& table = kernels::adagrad_step();
+  if (group.get("fused") != 0.0 && table.has(param.device().type, param.dtype()) &&
+      kernels::all_contiguous({param, grad, sum})) {
+    kernels::AdagradStepArgs args;
+    args.clr = clr;
+    args.weight_decay = weight_decay;
+    args.eps = group.get("eps");
+    args.maximize = group.get("maximize") != 0.0;
+    table.get(param.device(), param.dtype())(param, grad, sum, args);
+    param.bump_version();
+    sum.bump_version();
+    return;
+  }
+
+  Tensor g = group.get("maximize") != 0.0 ? neg(grad) : grad;
+  if (weight_decay != 0.0) g = add(g, param, weight_decay);
   sum.add_(mul(g, g));
   Tensor std = add(sqrt(sum), group.get("eps"));
   param.add_(div(g, std), -clr);

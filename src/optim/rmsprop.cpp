@@ -1,7 +1,14 @@
-// RMSprop update, written with tensor ops; mirrors torch.optim.rmsprop._single_tensor_rmsprop.
+// RMSprop: the fused kernel for contiguous f32/f64 parameters, and the composite update
+// written with tensor ops (mirrors torch.optim.rmsprop._single_tensor_rmsprop) for everything
+// else and as the kernel's reference.
 #include "moxing/optim/rmsprop.h"
 
+#include "kernels/optim.h"
 #include "moxing/ops/elementwise.h"
+
+namespace moxing::kernels {
+MOXING_DEFINE_KERNEL(rmsprop_step, RmspropStepFn)
+}  // namespace moxing::kernels
 
 namespace moxing::optim {
 
@@ -42,14 +49,33 @@ void RMSprop::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
   }
   state["step"] = scalar_tensor(state["step"].item<double>() + 1.0, DType::f64);
 
+  Tensor& square_avg = state["square_avg"];
+  Tensor grad_avg = centered ? state["grad_avg"] : Tensor();
+  Tensor buf = momentum > 0.0 ? state["momentum_buffer"] : Tensor();
+  const auto& table = kernels::rmsprop_step();
+  if (group.get("fused") != 0.0 && table.has(param.device().type, param.dtype()) &&
+      kernels::all_contiguous({param, grad, square_avg, grad_avg, buf})) {
+    kernels::RmspropStepArgs args;
+    args.lr = lr;
+    args.alpha = alpha;
+    args.eps = eps;
+    args.weight_decay = weight_decay;
+    args.momentum = momentum;
+    args.centered = centered;
+    args.maximize = group.get("maximize") != 0.0;
+    table.get(param.device(), param.dtype())(param, grad, square_avg, grad_avg, buf, args);
+    for (Tensor* t : {&param, &square_avg, &grad_avg, &buf}) {
+      if (t->defined()) t->bump_version();
+    }
+    return;
+  }
+
   Tensor g = group.get("maximize") != 0.0 ? neg(grad) : grad;
   if (weight_decay != 0.0) g = add(g, param, weight_decay);
-  Tensor& square_avg = state["square_avg"];
   square_avg.mul_(alpha).add_(mul(mul(g, 1.0 - alpha), g));
   Tensor avg;
   if (centered) {
     // grad_avg = lerp(grad_avg, g, 1 - alpha); 1 - alpha < 0.5 for the usual alpha
-    Tensor& grad_avg = state["grad_avg"];
     const double w = 1.0 - alpha;
     if (w < 0.5 && w > -0.5) {
       grad_avg.add_(sub(g, grad_avg), w);
@@ -62,7 +88,6 @@ void RMSprop::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
   }
   avg = add(avg, eps);
   if (momentum > 0.0) {
-    Tensor& buf = state["momentum_buffer"];
     buf.mul_(momentum).add_(div(g, avg));
     param.add_(buf, -lr);
   } else {

@@ -1,7 +1,14 @@
-// SGD update, written with tensor ops; mirrors torch.optim.sgd._single_tensor_sgd.
+// SGD: the fused kernel for contiguous f32/f64 parameters, and the composite update written
+// with tensor ops (mirrors torch.optim.sgd._single_tensor_sgd) for everything else and as the
+// kernel's reference.
 #include "moxing/optim/sgd.h"
 
+#include "kernels/optim.h"
 #include "moxing/ops/elementwise.h"
+
+namespace moxing::kernels {
+MOXING_DEFINE_KERNEL(sgd_step, SgdStepFn)
+}  // namespace moxing::kernels
 
 namespace moxing::optim {
 
@@ -25,21 +32,42 @@ void SGD::check_options(const Hyper& o) const {
 
 void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
                  std::map<std::string, Tensor>& state) {
-  const double lr = group.get("lr");
-  const double momentum = group.get("momentum");
-  const double dampening = group.get("dampening");
-  const double weight_decay = group.get("weight_decay");
-  Tensor g = group.get("maximize") != 0.0 ? neg(grad) : grad;
-  if (weight_decay != 0.0) g = add(g, param, weight_decay);
-  if (momentum != 0.0) {
-    auto it = state.find("momentum_buffer");
-    if (it == state.end()) {
-      it = state.emplace("momentum_buffer", g.clone()).first;
-    } else {
-      it->second.mul_(momentum).add_(g, 1.0 - dampening);
+  kernels::SgdStepArgs args;
+  args.lr = group.get("lr");
+  args.momentum = group.get("momentum");
+  args.dampening = group.get("dampening");
+  args.weight_decay = group.get("weight_decay");
+  args.nesterov = group.get("nesterov") != 0.0;
+  args.maximize = group.get("maximize") != 0.0;
+  const double lr = args.lr;
+  const double momentum = args.momentum;
+
+  const auto& table = kernels::sgd_step();
+  Tensor buf =
+      momentum != 0.0 && state.count("momentum_buffer") ? state["momentum_buffer"] : Tensor();
+  if (group.get("fused") != 0.0 && table.has(param.device().type, param.dtype()) &&
+      kernels::all_contiguous({param, grad, buf})) {
+    if (momentum != 0.0 && !buf.defined()) {
+      args.first_step = true;
+      buf = empty(param.shape(), param.dtype());
+      state["momentum_buffer"] = buf;
     }
-    const Tensor& buf = it->second;
-    g = group.get("nesterov") != 0.0 ? add(g, buf, momentum) : buf;
+    table.get(param.device(), param.dtype())(param, grad, buf, args);
+    param.bump_version();
+    if (buf.defined()) buf.bump_version();
+    return;
+  }
+
+  Tensor g = args.maximize ? neg(grad) : grad;
+  if (args.weight_decay != 0.0) g = add(g, param, args.weight_decay);
+  if (momentum != 0.0) {
+    if (!buf.defined()) {
+      buf = g.clone();
+      state["momentum_buffer"] = buf;
+    } else {
+      buf.mul_(momentum).add_(g, 1.0 - args.dampening);
+    }
+    g = args.nesterov ? add(g, buf, momentum) : buf;
   }
   param.add_(g, -lr);
 }

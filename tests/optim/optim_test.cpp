@@ -81,8 +81,6 @@ std::unique_ptr<optim::Optimizer> make_case(const json& c, const std::vector<Ten
   return optim::make_optimizer(name, groups, defaults);
 }
 
-bool is_adam(const json& c) { return c["optimizer"] == "adam" || c["optimizer"] == "adamw"; }
-
 std::vector<std::string> optimizer_cases() {
   std::vector<std::string> names;
   for (const auto& [k, v] : fixture()["optimizers"].items()) names.push_back(k);
@@ -113,34 +111,27 @@ void check_trajectory(const std::string& name, const Hyper& extra) {
 
 class Trajectory : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(Trajectory, MatchesTorch) {
-  const json& c = fixture()["optimizers"][GetParam()];
-  if (is_adam(c)) {
-    check_trajectory(GetParam(), {{"fused", 1}});
-    check_trajectory(GetParam(), {{"fused", 0}});
-  } else {
-    check_trajectory(GetParam(), {});
-  }
-}
+TEST_P(Trajectory, FusedMatchesTorch) { check_trajectory(GetParam(), {{"fused", 1}}); }
+
+TEST_P(Trajectory, CompositeMatchesTorch) { check_trajectory(GetParam(), {{"fused", 0}}); }
 
 INSTANTIATE_TEST_SUITE_P(Optim, Trajectory, ::testing::ValuesIn(optimizer_cases()),
                          [](const auto& info) { return info.param; });
 
-// ---- the fused Adam kernel against the composite path, f32 and f64
+// ---- the fused kernels against the composite path, f32 and f64, on a larger parameter
 
-void fused_matches_composite(DType dtype, double rtol, bool decoupled, bool amsgrad) {
+void fused_matches_composite(const std::string& name, const Hyper& options, DType dtype,
+                             double rtol) {
+  SCOPED_TRACE(name + " " + dtype_name(dtype));
   Tensor w0 = randn({257, 33}, dtype);
   std::vector<Tensor> grads;
   for (int s = 0; s < 6; ++s) grads.push_back(randn({257, 33}, dtype));
   Tensor out[2];
   for (int fused = 0; fused < 2; ++fused) {
     Tensor w = w0.clone().requires_grad_();
-    Hyper h = {{"lr", 0.01},
-               {"weight_decay", 0.1},
-               {"amsgrad", amsgrad ? 1.0 : 0.0},
-               {"beta1", 0.85},
-               {"fused", fused * 1.0}};
-    auto opt = optim::make_optimizer(decoupled ? "adamw" : "adam", {w}, h);
+    Hyper h = options;
+    h["fused"] = fused;
+    auto opt = optim::make_optimizer(name, {w}, h);
     for (const auto& g : grads) {
       w.set_grad(g.clone());
       opt->step();
@@ -154,17 +145,32 @@ void fused_matches_composite(DType dtype, double rtol, bool decoupled, bool amsg
   }
 }
 
-TEST(AdamFused, MatchesCompositeF64) {
-  fused_matches_composite(DType::f64, 1e-14, true, false);
-  fused_matches_composite(DType::f64, 1e-14, false, true);
+const std::vector<std::pair<std::string, Hyper>> kFusedCases = {
+    {"adamw", {{"lr", 0.01}, {"weight_decay", 0.1}, {"beta1", 0.85}}},
+    {"adamw", {{"lr", 0.01}, {"amsgrad", 1}, {"maximize", 1}}},
+    {"adam", {{"lr", 0.01}, {"weight_decay", 0.1}, {"amsgrad", 1}}},
+    {"sgd", {{"lr", 0.01}}},
+    {"sgd", {{"lr", 0.01}, {"momentum", 0.9}, {"dampening", 0.2}, {"weight_decay", 0.1}}},
+    {"sgd", {{"lr", 0.01}, {"momentum", 0.9}, {"nesterov", 1}, {"maximize", 1}}},
+    {"rmsprop", {{"lr", 0.01}, {"weight_decay", 0.1}}},
+    {"rmsprop", {{"lr", 0.01}, {"centered", 1}, {"momentum", 0.5}, {"maximize", 1}}},
+    {"adagrad", {{"lr", 0.1}, {"lr_decay", 0.1}, {"weight_decay", 0.1}}},
+    {"adagrad", {{"lr", 0.1}, {"initial_accumulator_value", 0.5}, {"maximize", 1}}},
+};
+
+TEST(Fused, MatchesCompositeF64) {
+  for (const auto& [name, options] : kFusedCases) {
+    fused_matches_composite(name, options, DType::f64, 1e-14);
+  }
 }
 
-TEST(AdamFused, MatchesCompositeF32) {
-  fused_matches_composite(DType::f32, 1e-6, true, true);
-  fused_matches_composite(DType::f32, 1e-6, false, false);
+TEST(Fused, MatchesCompositeF32) {
+  for (const auto& [name, options] : kFusedCases) {
+    fused_matches_composite(name, options, DType::f32, 1e-6);
+  }
 }
 
-TEST(AdamFused, NonContiguousParamUsesCompositePath) {
+TEST(Fused, NonContiguousParamUsesCompositePath) {
   Tensor base = randn({6, 8}, DType::f64);
   Tensor w = base.t().contiguous().t().detach().requires_grad_();  // transposed strides
   ASSERT_FALSE(w.is_contiguous());
@@ -183,15 +189,15 @@ TEST(AdamFused, NonContiguousParamUsesCompositePath) {
 
 // ---- state_dict: 5 steps, save, load into a fresh optimizer, 5 more == 10 steps (bitwise)
 
-void check_round_trip(const std::string& name) {
+void check_round_trip(const std::string& name, const Hyper& extra) {
   const json& c = fixture()["optimizers"][name];
   Problem pr;
   auto straight = pr.fresh_params();
-  auto opt_a = make_case(c, straight);
+  auto opt_a = make_case(c, straight, extra);
   for (int s = 0; s < 10; ++s) pr.step(*opt_a, straight);
 
   auto first = pr.fresh_params();
-  auto opt_b = make_case(c, first);
+  auto opt_b = make_case(c, first, extra);
   for (int s = 0; s < 5; ++s) pr.step(*opt_b, first);
   optim::OptimizerState saved = opt_b->state_dict();
   // what a file would hold: copies of the tensors, the JSON as text
@@ -201,7 +207,9 @@ void check_round_trip(const std::string& name) {
 
   std::vector<Tensor> resumed;
   for (const auto& p : first) resumed.push_back(p.detach().clone().requires_grad_());
-  auto opt_c = make_case(c, resumed, {{"lr", 123.0}});  // lr comes back from the state
+  Hyper other_lr = extra;
+  other_lr["lr"] = 123.0;  // the lr comes back from the state
+  auto opt_c = make_case(c, resumed, other_lr);
   opt_c->load_state_dict(copy);
   for (int s = 0; s < 5; ++s) pr.step(*opt_c, resumed);
   for (size_t k = 0; k < straight.size(); ++k) {
@@ -216,7 +224,8 @@ TEST(StateDict, RoundTripIsBitwise) {
   for (const char* name : {"sgd_momentum", "sgd_groups", "adam_amsgrad", "adamw_groups",
                            "rmsprop_centered_momentum", "adagrad_lr_decay"}) {
     SCOPED_TRACE(name);
-    check_round_trip(name);
+    check_round_trip(name, {{"fused", 1}});
+    check_round_trip(name, {{"fused", 0}});
   }
 }
 

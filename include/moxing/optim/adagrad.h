@@ -13,6 +13,7 @@ struct AdagradOptions {
   double initial_accumulator_value = 0.0;
   double eps = 1e-10;
   bool maximize = false;
+  bool fused = true;  // one-pass CPU kernel for contiguous f32/f64 tensors
 
   template <class F>
   void visit(F&& f) {
@@ -22,6 +23,7 @@ struct AdagradOptions {
     f("initial_accumulator_value", initial_accumulator_value);
     f("eps", eps);
     f("maximize", maximize);
+    f("fused", fused);
   }
 };
 

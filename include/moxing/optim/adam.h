@@ -16,7 +16,7 @@ struct AdamOptions {
   double weight_decay = 0.0;
   bool amsgrad = false;
   bool maximize = false;
-  bool fused = true;
+  bool fused = true;  // one-pass CPU kernel for contiguous f32/f64 tensors
 
   template <class F>
   void visit(F&& f) {
@@ -40,7 +40,7 @@ struct AdamWOptions {
   double weight_decay = 1e-2;
   bool amsgrad = false;
   bool maximize = false;
-  bool fused = true;
+  bool fused = true;  // one-pass CPU kernel for contiguous f32/f64 tensors
 
   template <class F>
   void visit(F&& f) {

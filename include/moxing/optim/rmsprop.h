@@ -14,6 +14,7 @@ struct RMSpropOptions {
   double momentum = 0.0;
   bool centered = false;
   bool maximize = false;
+  bool fused = true;  // one-pass CPU kernel for contiguous f32/f64 tensors
 
   template <class F>
   void visit(F&& f) {
@@ -24,6 +25,7 @@ struct RMSpropOptions {
     f("momentum", momentum);
     f("centered", centered);
     f("maximize", maximize);
+    f("fused", fused);
   }
 };
 

@@ -13,6 +13,7 @@ struct SGDOptions {
   double weight_decay = 0.0;
   bool nesterov = false;
   bool maximize = false;
+  bool fused = true;  // one-pass CPU kernel for contiguous f32/f64 tensors
 
   template <class F>
   void visit(F&& f) {
@@ -22,6 +23,7 @@ struct SGDOptions {
     f("weight_decay", weight_decay);
     f("nesterov", nesterov);
     f("maximize", maximize);
+    f("fused", fused);
   }
 };
 

@@ -1,4 +1,5 @@
-// Fused CPU optimizer updates: each element of a parameter is read and written once.
+// Fused CPU optimizer updates: each element of a parameter and its state is read and written
+// once per step. Each loop follows the composite update in src/optim element by element.
 #include <algorithm>
 #include <cmath>
 
@@ -53,9 +54,100 @@ void adam_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_a
   });
 }
 
+// SGD, in the order of torch's single-tensor SGD:
+//   g = maximize ? -grad : grad;  g += wd p;  buf = g (first step) or momentum buf + (1 - d) g
+//   g = nesterov ? g + momentum buf : buf;  p += -lr g
+template <class T>
+void sgd_step(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, const SgdStepArgs& a) {
+  T* p = param.data<T>();
+  const T* gr = grad.data<T>();
+  T* buf = a.momentum != 0.0 ? momentum_buffer.data<T>() : nullptr;
+  const T neg_lr = static_cast<T>(-a.lr);
+  const T wd = static_cast<T>(a.weight_decay);
+  const T momentum = static_cast<T>(a.momentum);
+  const T keep = static_cast<T>(1.0 - a.dampening);
+  parallel_for(0, param.numel(), kOptimGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T g = a.maximize ? -gr[i] : gr[i];
+      if (a.weight_decay != 0.0) g = g + wd * p[i];
+      if (buf != nullptr) {
+        buf[i] = a.first_step ? g : buf[i] * momentum + keep * g;
+        g = a.nesterov ? g + momentum * buf[i] : buf[i];
+      }
+      p[i] = p[i] + neg_lr * g;
+    }
+  });
+}
+
+// RMSprop, in the order of torch's single-tensor RMSprop:
+//   v = alpha v + (1 - alpha) g^2;  ga = lerp(ga, g, 1 - alpha) (centered)
+//   avg = sqrt(v - ga^2 or v) + eps;  buf = momentum buf + g / avg, p += -lr buf
+//   (momentum > 0), else p += -lr g / avg
+template <class T>
+void rmsprop_step(Tensor& param, const Tensor& grad, Tensor& square_avg, Tensor& grad_avg,
+                  Tensor& momentum_buffer, const RmspropStepArgs& a) {
+  T* p = param.data<T>();
+  const T* gr = grad.data<T>();
+  T* v = square_avg.data<T>();
+  T* ga = a.centered ? grad_avg.data<T>() : nullptr;
+  T* buf = a.momentum > 0.0 ? momentum_buffer.data<T>() : nullptr;
+  const T neg_lr = static_cast<T>(-a.lr);
+  const T wd = static_cast<T>(a.weight_decay);
+  const T alpha = static_cast<T>(a.alpha);
+  const T w = static_cast<T>(1.0 - a.alpha);
+  const T eps = static_cast<T>(a.eps);
+  const T momentum = static_cast<T>(a.momentum);
+  parallel_for(0, param.numel(), kOptimGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T g = a.maximize ? -gr[i] : gr[i];
+      if (a.weight_decay != 0.0) g = g + wd * p[i];
+      v[i] = v[i] * alpha + w * g * g;
+      T avg;
+      if (ga != nullptr) {
+        ga[i] = lerp_scalar(ga[i], g, w);
+        avg = std::sqrt(v[i] - ga[i] * ga[i]) + eps;
+      } else {
+        avg = std::sqrt(v[i]) + eps;
+      }
+      if (buf != nullptr) {
+        buf[i] = buf[i] * momentum + g / avg;
+        p[i] = p[i] + neg_lr * buf[i];
+      } else {
+        p[i] = p[i] + neg_lr * (g / avg);
+      }
+    }
+  });
+}
+
+// Adagrad (dense), in the order of torch's single-tensor Adagrad:
+//   g = maximize ? -grad : grad;  g += wd p;  sum += g^2;  p += -clr g / (sqrt(sum) + eps)
+template <class T>
+void adagrad_step(Tensor& param, const Tensor& grad, Tensor& sum, const AdagradStepArgs& a) {
+  T* p = param.data<T>();
+  const T* gr = grad.data<T>();
+  T* s = sum.data<T>();
+  const T neg_clr = static_cast<T>(-a.clr);
+  const T wd = static_cast<T>(a.weight_decay);
+  const T eps = static_cast<T>(a.eps);
+  parallel_for(0, param.numel(), kOptimGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T g = a.maximize ? -gr[i] : gr[i];
+      if (a.weight_decay != 0.0) g = g + wd * p[i];
+      s[i] = s[i] + g * g;
+      p[i] = p[i] + neg_clr * (g / (std::sqrt(s[i]) + eps));
+    }
+  });
+}
+
 }  // namespace
 
 MOXING_REGISTER_KERNEL(adam_step, cpu, f32, adam_step<float>);
 MOXING_REGISTER_KERNEL(adam_step, cpu, f64, adam_step<double>);
+MOXING_REGISTER_KERNEL(sgd_step, cpu, f32, sgd_step<float>);
+MOXING_REGISTER_KERNEL(sgd_step, cpu, f64, sgd_step<double>);
+MOXING_REGISTER_KERNEL(rmsprop_step, cpu, f32, rmsprop_step<float>);
+MOXING_REGISTER_KERNEL(rmsprop_step, cpu, f64, rmsprop_step<double>);
+MOXING_REGISTER_KERNEL(adagrad_step, cpu, f32, adagrad_step<float>);
+MOXING_REGISTER_KERNEL(adagrad_step, cpu, f64, adagrad_step<double>);
 
 }  // namespace moxing::kernels::cpu
