@@ -80,6 +80,15 @@ std::map<std::string, Tensor>& Optimizer::state(size_t param_index) {
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  size_t total = 0;
+  for (const auto& group : groups_) {
+    total += group.params.size();
+    check_options(group.options);  // a scheduler or the user may have changed them
+  }
+  MOXING_CHECK(total == state_.size(),
+               "{}: the param groups hold {} parameters but {} were registered; add parameters "
+               "with add_param_group",
+               name_, total, state_.size());
   size_t index = 0;
   for (auto& group : groups_) {
     for (auto& p : group.params) {

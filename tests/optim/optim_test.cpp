@@ -422,6 +422,13 @@ TEST(Errors, BadNamesAndParameters) {
   optim::SGD opt({p});
   expect_error("param group has no option 'beta1'",
                [&] { opt.param_groups()[0].set("beta1", 0.9); });
+  // values changed after construction are checked at step()
+  opt.param_groups()[0].set_lr(-1.0);
+  expect_error("sgd: invalid learning rate -1", [&] { opt.step(); });
+  opt.param_groups()[0].set_lr(0.1);
+  opt.param_groups()[0].params.push_back(q);
+  expect_error("sgd: the param groups hold 2 parameters but 1 were registered",
+               [&] { opt.step(); });
 }
 
 TEST(Errors, LoadStateDictMismatch) {

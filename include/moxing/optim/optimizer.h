@@ -50,6 +50,7 @@ class Optimizer {
   Optimizer& operator=(const Optimizer&) = delete;
 
   /// Updates every parameter that has a gradient, in place and without recording a graph.
+  /// The groups' hyper-parameters are checked first, since they may have been changed.
   void step();
   /// Sets every parameter's gradient to undefined (torch's zero_grad(set_to_none=True)).
   void zero_grad();
@@ -67,7 +68,8 @@ class Optimizer {
   std::map<std::string, Tensor>& state(size_t param_index);
   size_t num_params() const { return state_.size(); }
 
-  /// The state tensors share storage with the live state: clone them to keep a snapshot.
+  /// The moment tensors share storage with the live state (they change with the next step):
+  /// clone them to keep a snapshot.
   OptimizerState state_dict() const;
   /// Restores hyper-parameters and copies of the state tensors. The groups must have the
   /// same sizes and parameter shapes as when the state was saved.

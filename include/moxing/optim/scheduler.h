@@ -17,7 +17,7 @@ namespace moxing::optim {
 
 /// Base of the schedulers stepped once per step (or epoch). Constructing one performs
 /// torch's initial step: last_epoch becomes 0 and the groups get the schedule's first lr.
-/// Call step() after optimizer.step().
+/// Call step() after optimizer.step(). The optimizer must outlive the scheduler.
 class LRScheduler {
  public:
   virtual ~LRScheduler() = default;
@@ -32,7 +32,8 @@ class LRScheduler {
   /// The lr of each group when the scheduler was created.
   const std::vector<double>& base_lrs() const { return base_lrs_; }
 
-  /// {"last_epoch", "step_count", "base_lrs", "last_lr", ...the schedule's own state}.
+  /// {"last_epoch", "step_count", "base_lrs", "last_lr"}; the schedule's settings are not
+  /// saved: build the scheduler with the same arguments, then load.
   virtual nlohmann::json state_dict() const;
   /// Restores a state_dict() (the optimizer's group lrs come from its own state_dict).
   virtual void load_state_dict(const nlohmann::json& state);
