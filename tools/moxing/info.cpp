@@ -50,8 +50,8 @@ std::string human_bytes(uint64_t n) {
 }
 
 std::string totals_line(const Totals& t) {
-  return fmt::format("{} tensors, {} parameters, {} bytes ({})", t.tensors, t.parameters, t.bytes,
-                     human_bytes(t.bytes));
+  return fmt::format("{} tensor{}, {} parameters, {} bytes ({})", t.tensors,
+                     t.tensors == 1 ? "" : "s", t.parameters, t.bytes, human_bytes(t.bytes));
 }
 
 // The files PATH names: itself, or the *.safetensors in it, sorted.
