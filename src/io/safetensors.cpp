@@ -60,9 +60,37 @@ struct Entry {
 
 std::string offsets_str(const Entry& e) { return fmt::format("[{}, {}]", e.begin, e.end); }
 
+// Appends v as JSON, nested values past depth 2 elided: json::dump recurses without a limit,
+// and a hostile header can nest arrays a million deep.
+void dump_bounded(const json& v, int depth, std::string& out) {
+  if (!v.is_structured()) {
+    out += v.dump(-1, ' ', false, json::error_handler_t::replace);
+    return;
+  }
+  bool array = v.is_array();
+  if (depth >= 2) {
+    out += array ? "[...]" : "{...}";
+    return;
+  }
+  out += array ? '[' : '{';
+  bool first = true;
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    if (!first) out += ',';
+    first = false;
+    if (out.size() > 80) {
+      out += "...";
+      break;
+    }
+    if (!array) out += json(it.key()).dump(-1, ' ', false, json::error_handler_t::replace) + ':';
+    dump_bounded(*it, depth + 1, out);
+  }
+  out += array ? ']' : '}';
+}
+
 // A JSON value as it appeared, shortened for a message.
 std::string short_dump(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string s;
+  dump_bounded(v, 0, s);
   if (s.size() > 80) s = s.substr(0, 77) + "...";
   return s;
 }

@@ -403,7 +403,10 @@ TEST_F(SafetensorsTest, MissingPathAndFolderAreErrors) {
 TEST_F(SafetensorsTest, HostileHeadersNeverCrash) {
   // deep nesting, huge numbers, stray bytes: all errors, none a crash
   std::vector<std::string> headers = {
-      "{\"a\":" + std::string(10000, '[') + std::string(10000, ']') + "}",
+      "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}",
+      R"({"a":{"dtype":"F32","shape":)" + std::string(100000, '[') + std::string(100000, ']') +
+          R"(,"data_offsets":[0,4]}})",
+      R"({"__metadata__":{"k":)" + std::string(100000, '[') + std::string(100000, ']') + "}}",
       R"({"a":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,0]}})",
       R"({"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}})",
       R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}})",
