@@ -429,7 +429,7 @@ std::string serialize_safetensors(const NamedTensors& tensors,
   NamedTensors ready = contiguous_tensors(tensors);
   std::string out = make_header(ready, metadata, "serialize_safetensors");
   for (const auto& [name, t] : ready) {
-    out.append(static_cast<const char*>(t.raw_data()), nbytes_of(t));
+    if (nbytes_of(t) > 0) out.append(static_cast<const char*>(t.raw_data()), nbytes_of(t));
   }
   return out;
 }
@@ -441,7 +441,9 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
   std::string tmp = path + ".tmp";
   detail::write_file_atomic(path, tmp, [&](int fd) {
     detail::write_all(fd, header.data(), header.size(), tmp);
-    for (const auto& [name, t] : ready) detail::write_all(fd, t.raw_data(), nbytes_of(t), tmp);
+    for (const auto& [name, t] : ready) {
+      if (nbytes_of(t) > 0) detail::write_all(fd, t.raw_data(), nbytes_of(t), tmp);
+    }
   });
 }
 
