@@ -20,3 +20,6 @@
 #include "moxing/ops/random.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/ops/shape.h"
+#include "moxing/optim/optim.h"
+#include "moxing/io/checkpoint.h"
+#include "moxing/io/safetensors.h"

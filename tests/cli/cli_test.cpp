@@ -59,3 +59,39 @@ TEST(Cli, BenchQuickJsonHasTheFields) {
   EXPECT_GT(j.at("add_gbps").get<double>(), 0.0);
   EXPECT_GT(j.at("softmax_gbps").get<double>(), 0.0);
 }
+
+TEST(Cli, InfoJsonOnAFile) {
+  Result r = run("info --json " MOXING_FIXTURE_DIR "/safetensors/all_dtypes.safetensors");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("parameters").get<int64_t>(), 30);
+  EXPECT_EQ(j.at("files").at(0).at("metadata").at("step").get<std::string>(), "42");
+}
+
+TEST(Cli, InfoOnAFolderCountsEveryFile) {
+  Result r = run("info --json " MOXING_FIXTURE_DIR "/safetensors");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out).at("tensors").get<int64_t>(), 21);
+}
+
+TEST(Cli, InfoTableNamesTensors) {
+  Result r = run("info " MOXING_FIXTURE_DIR "/safetensors/all_dtypes.safetensors");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("F32"), std::string::npos) << r.out;
+}
+
+TEST(Cli, InfoOnABadFileFailsWithTheProblem) {
+  std::string path = ::testing::TempDir() + "/three_bytes.safetensors";
+  FILE* f = fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  fwrite("abc", 1, 3, f);
+  fclose(f);
+  Result r = run("info " + path);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("shorter than the 8-byte header length"), std::string::npos) << r.out;
+}
+
+TEST(Cli, InfoOnAMissingPathFails) {
+  Result r = run("info /no/such/file.safetensors");
+  EXPECT_NE(r.code, 0);
+}

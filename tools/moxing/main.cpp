@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "bench.h"
+#include "info.h"
 #include "moxing/core/error.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,14 @@ int main(int argc, char** argv) {
                     "Threads to use (default: MOXING_NUM_THREADS or all cores)");
   bench->add_flag("--quick", bench_opt.quick, "Fewer repetitions (for smoke tests)");
 
+  auto* info = app.add_subcommand(
+      "info", "Show the tensors (name, dtype, shape), sizes and metadata of safetensors files");
+  std::string info_path;
+  bool info_json = false;
+  info->add_option("PATH", info_path, "A .safetensors file, or a folder of them (a checkpoint)")
+      ->required();
+  info->add_flag("--json", info_json, "Print the summary as one JSON object on stdout");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -25,6 +34,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (bench->parsed()) return moxing::tools::run_bench(bench_opt);
+    if (info->parsed()) return moxing::tools::run_info(info_path, info_json);
     std::cout << app.help();
     return 0;
   } catch (const moxing::Error& e) {

@@ -1,0 +1,153 @@
+// `moxing info`: summary of safetensors files (see info.h).
+#include "info.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "moxing/core/error.h"
+#include "moxing/io/safetensors.h"
+
+namespace moxing::tools {
+
+namespace {
+
+namespace fs = std::filesystem;
+using ojson = nlohmann::ordered_json;
+
+struct Totals {
+  size_t tensors = 0;
+  uint64_t parameters = 0;
+  uint64_t bytes = 0;
+};
+
+uint64_t tensor_bytes(const Tensor& t) {
+  return static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype());
+}
+
+Totals totals_of(const SafetensorsFile& f) {
+  Totals t;
+  for (const auto& [name, tensor] : f.tensors) {
+    t.tensors += 1;
+    t.parameters += static_cast<uint64_t>(tensor.numel());
+    t.bytes += tensor_bytes(tensor);
+  }
+  return t;
+}
+
+// "1.5 MiB"
+std::string human_bytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::string totals_line(const Totals& t) {
+  return fmt::format("{} tensor{}, {} parameters, {} bytes ({})", t.tensors,
+                     t.tensors == 1 ? "" : "s", t.parameters, t.bytes, human_bytes(t.bytes));
+}
+
+// The files PATH names: itself, or the *.safetensors in it, sorted.
+std::vector<std::string> files_of(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail("{}: no such file or folder", path);
+  if (!fs::is_directory(path, ec)) return {path};
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(path)) {
+    if (e.path().extension() == ".safetensors" && e.is_regular_file()) {
+      files.push_back(e.path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  if (files.empty()) fail("{}: no .safetensors files in this folder", path);
+  return files;
+}
+
+void print_text(const std::vector<SafetensorsFile>& files) {
+  Totals all;
+  for (const SafetensorsFile& f : files) {
+    if (&f != &files.front()) std::cout << "\n";
+    size_t name_w = 6, dtype_w = 5;
+    for (const auto& [name, t] : f.tensors) {
+      name_w = std::max(name_w, name.size());
+      dtype_w = std::max(dtype_w, std::string(safetensors_dtype_name(t.dtype())).size());
+    }
+    std::cout << f.path << "\n";
+    std::cout << fmt::format("  {:<{}}  {:<{}}  {}\n", "tensor", name_w, "dtype", dtype_w, "shape");
+    for (const auto& [name, t] : f.tensors) {
+      std::cout << fmt::format("  {:<{}}  {:<{}}  {}\n", name, name_w,
+                               safetensors_dtype_name(t.dtype()), dtype_w, shape_str(t.shape()));
+    }
+    Totals t = totals_of(f);
+    std::cout << "  " << totals_line(t) << "\n";
+    if (!f.metadata.empty()) {
+      std::cout << "  metadata:\n";
+      for (const auto& [key, value] : f.metadata)
+        std::cout << "    " << key << ": " << value << "\n";
+    }
+    all.tensors += t.tensors;
+    all.parameters += t.parameters;
+    all.bytes += t.bytes;
+  }
+  if (files.size() > 1) std::cout << "total: " << totals_line(all) << "\n";
+}
+
+void print_json(const std::string& path, const std::vector<SafetensorsFile>& files) {
+  ojson out;
+  out["path"] = path;
+  out["files"] = ojson::array();
+  Totals all;
+  for (const SafetensorsFile& f : files) {
+    ojson jf;
+    jf["path"] = f.path;
+    jf["tensors"] = ojson::array();
+    for (const auto& [name, t] : f.tensors) {
+      jf["tensors"].push_back({{"name", name},
+                               {"dtype", safetensors_dtype_name(t.dtype())},
+                               {"shape", t.shape()},
+                               {"parameters", t.numel()},
+                               {"bytes", tensor_bytes(t)}});
+    }
+    Totals t = totals_of(f);
+    jf["parameters"] = t.parameters;
+    jf["bytes"] = t.bytes;
+    jf["metadata"] = ojson::object();
+    for (const auto& [key, value] : f.metadata) jf["metadata"][key] = value;
+    out["files"].push_back(std::move(jf));
+    all.tensors += t.tensors;
+    all.parameters += t.parameters;
+    all.bytes += t.bytes;
+  }
+  out["tensors"] = all.tensors;
+  out["parameters"] = all.parameters;
+  out["bytes"] = all.bytes;
+  // tensor names and metadata are checked UTF-8 by the loader; replace guards the rest
+  std::cout << out.dump(-1, ' ', false, ojson::error_handler_t::replace) << "\n";
+}
+
+}  // namespace
+
+int run_info(const std::string& path, bool json) {
+  try {
+    std::vector<SafetensorsFile> files;
+    for (const std::string& f : files_of(path)) files.push_back(load_safetensors(f));
+    if (json) {
+      print_json(path, files);
+    } else {
+      print_text(files);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "moxing info: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace moxing::tools
