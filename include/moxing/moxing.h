@@ -21,5 +21,6 @@
 #include "moxing/ops/reduction.h"
 #include "moxing/ops/shape.h"
 #include "moxing/optim/optim.h"
+#include "moxing/optim/serialize.h"
 #include "moxing/io/checkpoint.h"
 #include "moxing/io/safetensors.h"

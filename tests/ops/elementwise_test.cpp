@@ -43,6 +43,10 @@ MOXING_OP_CASES("elementwise",
                     {"eq", [](const V& x) { return eq(x[0], x[1]); }, 0, 0, false},
                     {"lt", [](const V& x) { return lt(x[0], x[1]); }, 0, 0, false},
                     {"ge", [](const V& x) { return ge(x[0], x[1]); }, 0, 0, false},
+                    {"ne", [](const V& x) { return ne(x[0], x[1]); }, 0, 0, false},
+                    {"le", [](const V& x) { return le(x[0], x[1]); }, 0, 0, false},
+                    {"gt", [](const V& x) { return gt(x[0], x[1]); }, 0, 0, false},
+                    {"logical_not", [](const V& x) { return logical_not(x[0]); }, 0, 0, false},
                 });
 
 TEST(Elementwise, BroadcastErrorNamesOpAndShapes) {
