@@ -8,23 +8,13 @@
 #include <functional>
 
 #include "moxing/moxing.h"
+#include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::contains;
+using moxing::testing::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 Tensor f64(std::vector<double> v, const Shape& shape = {}) { return from_vector(v, shape); }
 

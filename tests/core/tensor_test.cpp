@@ -12,25 +12,11 @@
 #include <sstream>
 
 #include "moxing/moxing.h"
+#include "op_harness.h"
 
 using namespace moxing;
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-}  // namespace
+using moxing::testing::contains;
+using moxing::testing::error_of;
 
 TEST(Creation, ZerosOnesFull) {
   Tensor z = zeros({2, 3});

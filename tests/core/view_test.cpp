@@ -5,23 +5,13 @@
 #include <functional>
 
 #include "moxing/moxing.h"
+#include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::contains;
+using moxing::testing::error_of;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 // 0..n-1 as f32 in the given shape
 Tensor iota(const Shape& shape) {

@@ -7,6 +7,8 @@
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::contains;
+using moxing::testing::error_of;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -89,23 +91,6 @@ MOXING_OP_CASES("conv",
                        return adaptive_avg_pool2d(x[0], {4, 3});
                      }},
                 });
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
-
-}  // namespace
 
 TEST(Conv, ChannelMismatchNamesShapes) {
   std::string e = error_of([] { conv2d(zeros({2, 3, 5, 5}), zeros({4, 2, 3, 3})); });

@@ -7,6 +7,8 @@
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::contains;
+using moxing::testing::error_of;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -33,15 +35,6 @@ MOXING_OP_CASES("linalg",
                 });
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 // c[b] = a[b] @ bm[b] in double, as a plain loop
 std::vector<double> reference_bmm(const Tensor& a, const Tensor& bm) {

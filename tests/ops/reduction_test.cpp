@@ -8,6 +8,8 @@
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::contains;
+using moxing::testing::error_of;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -62,19 +64,6 @@ MOXING_OP_CASES(
         {"argmin", [](const V& x) { return argmin(x[0], 0); }, 0, 0, false},
         {"argmin_keepdim", [](const V& x) { return argmin(x[0], -1, true); }, 0, 0, false},
     });
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST(Reduction, MaxDimReturnsValuesAndFirstIndex) {
   Tensor x = from_vector<float>({1, 5, 5, 2, 0, -1}, {2, 3});

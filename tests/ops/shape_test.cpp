@@ -5,6 +5,8 @@
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::contains;
+using moxing::testing::error_of;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -72,19 +74,6 @@ MOXING_OP_CASES(
            return x[0].t().slice(0, 1, 5).slice(1, 0, 4, 2).unsqueeze(0).expand({2, -1, -1});
          }},
     });
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
 
 TEST(ShapeErrors, ViewOfTransposedNamesOpAndShapes) {
   Tensor x = zeros({3, 4}).t();

@@ -150,6 +150,15 @@ class OpTest : public ::testing::Test {
 
 }  // namespace
 
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 Tensor tensor_from_json_text(const std::string& text) {
   return from_json(json::parse(text), DType::f32);
 }

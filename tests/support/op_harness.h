@@ -31,6 +31,13 @@ Tensor tensor_from_json_text(const std::string& json_object);
 /// A non-contiguous tensor with the same values (every other element of a larger buffer).
 Tensor noncontiguous_copy(const Tensor& t);
 
+/// The message of the moxing::Error that f throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& f);
+/// True when s contains part.
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
 /// Largest |a - b| violation of atol + rtol |b| as a message, or "" when all close.
 std::string compare(const Tensor& actual, const Tensor& expected, double atol, double rtol);
 
