@@ -20,6 +20,7 @@
 #include "moxing/ops/random.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/ops/shape.h"
+#include "moxing/nn/nn.h"
 #include "moxing/optim/optim.h"
 #include "moxing/optim/serialize.h"
 #include "moxing/io/checkpoint.h"
