@@ -1,0 +1,8 @@
+// Everything in moxing::nn: Module, layers, containers, init, save/load.
+#pragma once
+
+#include "moxing/nn/containers.h"
+#include "moxing/nn/init.h"
+#include "moxing/nn/layers.h"
+#include "moxing/nn/module.h"
+#include "moxing/nn/serialize.h"
