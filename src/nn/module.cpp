@@ -7,8 +7,6 @@
 #include <set>
 
 #include "moxing/autograd/node.h"
-#include "moxing/io/safetensors.h"
-#include "moxing/nn/serialize.h"
 
 namespace moxing::nn {
 
@@ -262,17 +260,6 @@ std::string Module::summary() const {
   out +=
       fmt::format("Total parameters: {} (trainable: {})\n", num_parameters(), num_parameters(true));
   return out;
-}
-
-void save_module(const Module& module, const std::string& path) {
-  NamedTensors tensors;
-  for (const auto& [n, t] : module.state_dict()) tensors.emplace_back(n, t.detach());
-  save_safetensors(path, tensors);
-}
-
-LoadStateDictResult load_module(Module& module, const std::string& path, bool strict) {
-  SafetensorsFile file = load_safetensors(path);
-  return module.load_state_dict(file.tensors, strict);
 }
 
 }  // namespace moxing::nn

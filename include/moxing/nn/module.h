@@ -32,7 +32,8 @@ class Module {
   // ---- registration (names are non-empty, without '.', unique within the module)
   /// Stores t as a parameter (a leaf; requires_grad set as asked) and returns the same handle,
   /// to be kept as a member. An undefined t registers nothing (torch's None), e.g. bias=False.
-  /// Registering an existing parameter name again replaces it.
+  /// Registering an existing parameter name again replaces it (e.g. to tie weights:
+  /// `head->weight = head->register_parameter("weight", emb->weight)`).
   Tensor register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
   /// Stores t as a persistent buffer (in state_dict, never trained), e.g. running_mean.
   Tensor register_buffer(const std::string& name, Tensor t);
