@@ -2,7 +2,10 @@
 // TransformerEncoderLayer and TransformerDecoderLayer, and the layer stacks.
 #include "moxing/nn/transformer.h"
 
+#include <limits>
+
 #include "moxing/ops/elementwise.h"
+#include "moxing/ops/indexing.h"
 
 namespace moxing::nn {
 
@@ -31,6 +34,15 @@ Tensor activate(const Tensor& x, const std::string& activation) {
 }
 
 }  // namespace
+
+Tensor generate_square_subsequent_mask(int64_t T, DType dtype) {
+  MOXING_CHECK(T >= 0, "generate_square_subsequent_mask: size must be >= 0, got {}", T);
+  MOXING_CHECK(is_floating(dtype),
+               "generate_square_subsequent_mask: dtype must be floating, got {}",
+               dtype_name(dtype));
+  Tensor above = gt(triu(ones({T, T}, dtype), 1), 0.5);
+  return masked_fill(zeros({T, T}, dtype), above, -std::numeric_limits<double>::infinity());
+}
 
 // ---- encoder layer
 

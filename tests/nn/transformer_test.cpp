@@ -3,6 +3,8 @@
 // encoder with a final norm and a 2-layer decoder; names, options and errors.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "moxing/nn/transformer.h"
 #include "nn_transformer_fixture.h"
 
@@ -113,6 +115,10 @@ TEST(Transformer, CausalFlagAloneEqualsCausalMask) {
   nn::TransformerEncoder enc(small({.batch_first = true}), 2, true, &gen);
   Tensor x = randn({2, 5, 8}, DType::f32, &gen);
   Tensor mask = gt(triu(ones({5, 5}), 1), 0.5);
+  Tensor float_mask = nn::generate_square_subsequent_mask(5);
+  EXPECT_EQ(float_mask.to_vector<float>()[1], -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(float_mask.to_vector<float>()[5], 0.0f);
+  EXPECT_EQ(compare(enc.forward(x, float_mask), enc.forward(x, mask), 1e-6, 1e-5), "");
   EXPECT_EQ(compare(enc.forward(x, {}, {}, true), enc.forward(x, mask), 1e-6, 1e-5), "");
   nn::TransformerDecoderLayer dec(small(), &gen);
   Tensor tgt = randn({5, 2, 8}, DType::f32, &gen), mem = randn({3, 2, 8}, DType::f32, &gen);

@@ -15,6 +15,10 @@
 
 namespace moxing::nn {
 
+/// (T,T) float mask with -inf above the diagonal and 0 elsewhere: query t attends keys s <= t.
+/// Matches torch.nn.Transformer.generate_square_subsequent_mask.
+Tensor generate_square_subsequent_mask(int64_t T, DType dtype = DType::f32);
+
 /// The constructor arguments of both layer kinds, in torch's order and with its defaults;
 /// written with designated initializers: {.d_model = 512, .nhead = 8, .norm_first = true}.
 struct TransformerLayerOptions {
