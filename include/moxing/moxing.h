@@ -17,6 +17,7 @@
 #include "moxing/ops/embedding.h"
 #include "moxing/ops/dropout.h"
 #include "moxing/ops/attention.h"
+#include "moxing/ops/batch_norm.h"
 #include "moxing/ops/random.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/ops/shape.h"
