@@ -71,7 +71,9 @@ class ClassificationMetrics {
   explicit ClassificationMetrics(int64_t num_classes, bool inputs_are_logits = false,
                                  int64_t top_k = 0);
 
-  /// Adds a batch. logits_or_probs (N,C) f32/f64, finite; targets (N) i64/i32 in [0, C).
+  /// Adds a batch. logits_or_probs (N,C) f32/f64, finite (probability rows are not checked to
+  /// sum to 1, which sklearn's OvR AUC demands); targets (N) i64/i32 in [0, C). A refused
+  /// batch adds nothing.
   void update(const Tensor& logits_or_probs, const Tensor& targets);
   /// The metrics over everything added since construction or reset(); needs one sample.
   ClassificationReport compute() const;
