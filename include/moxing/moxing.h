@@ -24,5 +24,7 @@
 #include "moxing/nn/nn.h"
 #include "moxing/optim/optim.h"
 #include "moxing/optim/serialize.h"
+#include "moxing/train/checkpoint.h"
+#include "moxing/train/metrics.h"
 #include "moxing/io/checkpoint.h"
 #include "moxing/io/safetensors.h"
