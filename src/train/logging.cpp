@@ -15,6 +15,8 @@ MetricsLogger::MetricsLogger(const std::string& run_dir, bool tensorboard)
   std::error_code ec;
   std::filesystem::create_directories(run_dir, ec);
   if (ec) fail("metrics: cannot create folder {}: {}", run_dir, ec.message());
+  // The event file first: a constructor that throws after fopen would leak the FILE.
+  if (tensorboard) tensorboard_ = std::make_unique<TfEventsWriter>(run_dir);
   bool ends_mid_line = false;
   if (std::FILE* old = std::fopen(path_.c_str(), "rb")) {
     ends_mid_line = std::fseek(old, -1, SEEK_END) == 0 && std::fgetc(old) != '\n';
@@ -25,7 +27,6 @@ MetricsLogger::MetricsLogger(const std::string& run_dir, bool tensorboard)
   // An interrupted earlier run can leave a final line without its newline; end it so the next
   // record is not glued to it.
   if (ends_mid_line) std::fputc('\n', file_);
-  if (tensorboard) tensorboard_ = std::make_unique<TfEventsWriter>(run_dir);
 }
 
 MetricsLogger::~MetricsLogger() {
@@ -33,9 +34,9 @@ MetricsLogger::~MetricsLogger() {
 }
 
 void MetricsLogger::log(const nlohmann::json& record) {
-  MOXING_CHECK(record.is_object(), "metrics: a record must be a JSON object, got {}",
-               record.dump());
+  // Invalid UTF-8 in a string becomes U+FFFD rather than an exception mid-run.
   std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  MOXING_CHECK(record.is_object(), "metrics: a record must be a JSON object, got {}", line);
   line.push_back('\n');
   if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
     fail("metrics: cannot write {}: {}", path_, detail::errno_text(errno));

@@ -6,11 +6,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <regex>
 #include <sstream>
 #include <tuple>
 
@@ -169,6 +169,19 @@ TEST_F(MetricsLoggerTest, RejectsNonObjects) {
 
 namespace {
 
+// line with each run of digits replaced by "N" (std::regex trips GCC 12 warnings under ASan).
+std::string shape_of(const std::string& line) {
+  std::string out;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (std::isdigit(static_cast<unsigned char>(line[i]))) {
+      if (out.empty() || out.back() != 'N') out.push_back('N');
+    } else {
+      out.push_back(line[i]);
+    }
+  }
+  return out;
+}
+
 // Lines of captured progress output.
 std::vector<std::string> split_lines(const std::string& s) {
   std::vector<std::string> lines;
@@ -187,9 +200,11 @@ TEST(Progress, PlainModeWritesEveryNSteps) {
   progress.finish();
   auto lines = split_lines(out.str());
   ASSERT_EQ(lines.size(), 3u) << out.str();
-  std::regex format(
-      R"(epoch 3/10 (50|100|120)/120  \d+ items/s  ETA \d+:\d\d  loss 0\.4123  lr 1\.0e-03)");
-  for (const auto& line : lines) EXPECT_TRUE(std::regex_match(line, format)) << line;
+  for (const auto& line : lines) {
+    EXPECT_EQ(shape_of(line), "epoch N/N N/N  N items/s  ETA N:N  loss N.N  lr N.Ne-N") << line;
+    EXPECT_EQ(line.rfind("epoch 3/10 ", 0), 0u) << line;
+    EXPECT_NE(line.find("  loss 0.4123  lr 1.0e-03"), std::string::npos) << line;
+  }
   EXPECT_NE(lines[0].find(" 50/120 "), std::string::npos);
   EXPECT_NE(lines[1].find(" 100/120 "), std::string::npos);
   EXPECT_NE(lines[2].find(" 120/120 "), std::string::npos);
@@ -215,9 +230,11 @@ TEST(Progress, TerminalModeRedrawsOneLine) {
   EXPECT_EQ(s.back(), '\n');
   EXPECT_EQ(std::count(s.begin(), s.end(), '\n'), 1);
   std::string last = s.substr(s.rfind('\r') + 1);
-  std::regex format(
-      R"(epoch 1/2 \[#{20}\] 10/10  \d+ items/s  ETA 0:00  loss 0\.5000  lr 3\.0e-04\s*\n)");
-  EXPECT_TRUE(std::regex_match(last, format)) << last;
+  EXPECT_EQ(shape_of(last.substr(0, last.find_last_not_of(" \n") + 1)),
+            "epoch N/N [####################] N/N  N items/s  ETA N:N  loss N.N  lr N.Ne-N")
+      << last;
+  EXPECT_NE(last.find("] 10/10 "), std::string::npos) << last;
+  EXPECT_NE(last.find("ETA 0:00  loss 0.5000  lr 3.0e-04"), std::string::npos) << last;
 }
 
 TEST(Progress, BarFillsInProportion) {
