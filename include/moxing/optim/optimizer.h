@@ -114,7 +114,10 @@ std::string option_keys(Options options) {
 template <class Options>
 Options options_from_hyper(const Hyper& overrides, const char* optimizer) {
   Options options;
-  for (const auto& [key, value] : overrides) {
+  for (const auto& entry : overrides) {
+    // named copies: clang 14 cannot capture structured bindings in the lambda below
+    const std::string& key = entry.first;
+    const double value = entry.second;
     bool found = false;
     options.visit([&](const char* k, auto& field) {
       if (key == k) {
