@@ -181,14 +181,11 @@ Tensor apply(const Transform& transform, const Tensor& image) {
 Tensor Resize::operator()(const Tensor& image, Generator&) const {
   Planar p = to_planar(image, "Resize");
   int64_t oh = height, ow = width;
-  if (height < 0) {  // smaller edge to -height
-    int64_t s = -height;
+  if (smaller_edge) {
     if (p.h <= p.w) {
-      oh = s;
-      ow = static_cast<int64_t>(static_cast<double>(s) * p.w / p.h);
+      ow = static_cast<int64_t>(static_cast<double>(height) * p.w / p.h);
     } else {
-      ow = s;
-      oh = static_cast<int64_t>(static_cast<double>(s) * p.h / p.w);
+      oh = static_cast<int64_t>(static_cast<double>(width) * p.h / p.w);
     }
   }
   MOXING_CHECK(oh >= 1 && ow >= 1 && p.h >= 1 && p.w >= 1,

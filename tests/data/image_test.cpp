@@ -55,6 +55,9 @@ TEST(Transforms, ResizeMatchesTorch) {
   EXPECT_EQ(r.shape(), (Shape{4, 4, 1}));
   EXPECT_EQ(r.to_vector<int64_t>()[5], 72);
   EXPECT_EQ(apply(Resize(6), zeros({3, 4, 8})).shape(), (Shape{3, 6, 12}));
+  EXPECT_EQ(apply(Resize(6), zeros({3, 8, 4})).shape(), (Shape{3, 12, 6}));
+  EXPECT_EQ(error_of([&] { apply(Resize(-1, 3), x); }),
+            "Resize: cannot resize an image of 2x2 to -1x3");
 }
 
 TEST(Transforms, CropsAndFlip) {

@@ -39,9 +39,10 @@ struct Compose {
 /// (torchvision Resize), u8 results rounded.
 struct Resize {
   int64_t height, width;
+  bool smaller_edge = false;  // (size, size) means: smaller edge to size
   Resize(int64_t height, int64_t width) : height(height), width(width) {}
   /// Smaller edge to `size`, keeping the aspect ratio (torchvision Resize(int)).
-  explicit Resize(int64_t size) : height(-size), width(-size) {}
+  explicit Resize(int64_t size) : height(size), width(size), smaller_edge(true) {}
   Tensor operator()(const Tensor& image, Generator& gen) const;
 };
 
