@@ -2,6 +2,7 @@
 #pragma once
 
 #include "moxing/autograd/engine.h"
+#include "moxing/data/data.h"
 #include "moxing/autograd/gradcheck.h"
 #include "moxing/autograd/node.h"
 #include "moxing/core/parallel.h"
