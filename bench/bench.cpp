@@ -228,6 +228,10 @@ int run_bench(const BenchOptions& opt) {
   std::printf("%-28s %10s %12s\n", "compute (f32)", "GFLOP/s", "of peak");
   std::printf("%-28s %10.1f %11.0f%%\n", ("FMA peak (" + peak.isa + ")").c_str(), peak.gflops,
               100.0);
+  if (peak.isa == "avx512") {
+    std::printf("%-28s %10.1f %11.0f%%\n", "FMA peak (avx2 only)", peak.avx2_gflops,
+                100.0 * peak.avx2_gflops / peak.gflops);
+  }
   for (size_t i = 0; i < sizes.size(); ++i) {
     std::string label = "sgemm " + std::to_string(sizes[i]);
     std::printf("%-28s %10.1f %11.0f%%\n", label.c_str(), gemm[i],
