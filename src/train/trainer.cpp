@@ -295,11 +295,13 @@ TrainSummary fit(const Config& config, const DataSplits& data, const TrainOption
   };
   double epoch_progress =
       static_cast<double>(epoch) + static_cast<double>(batch) / static_cast<double>(num_batches);
+  // the 1-based epoch the last step's batches came from: the "epoch" of log records
+  int64_t log_epoch = std::max<int64_t>(1, batch > 0 ? epoch + 1 : epoch);
   auto run_eval = [&](const data::DatasetPtr& ds, const std::string& split) {
     EvalResult r = evaluate(*model, ds, config.data.eval_batch_size, data.shape.num_classes,
                             config.data.num_workers);
     logger.log({{"step", step},
-                {"epoch", epoch_progress},
+                {"epoch", log_epoch},
                 {"split", split},
                 {"loss", r.loss},
                 {"accuracy", r.report.accuracy},
@@ -393,6 +395,7 @@ TrainSummary fit(const Config& config, const DataSplits& data, const TrainOption
       group_samples = 0;
 
       bool epoch_end = batch >= num_batches;
+      log_epoch = epoch + 1;
       if (epoch_end) {
         ++epoch;
         batch = 0;
@@ -412,7 +415,7 @@ TrainSummary fit(const Config& config, const DataSplits& data, const TrainOption
         if (win_batches > 0) {
           double secs = seconds_since(win_start);
           logger.log({{"step", step},
-                      {"epoch", epoch_progress},
+                      {"epoch", log_epoch},
                       {"split", "train"},
                       {"loss", win_loss / static_cast<double>(win_batches)},
                       {"accuracy", win_correct / static_cast<double>(win_samples)},
@@ -422,7 +425,6 @@ TrainSummary fit(const Config& config, const DataSplits& data, const TrainOption
         }
         win_loss = win_correct = 0;
         win_batches = win_samples = 0;
-        win_start = Clock::now();
       }
       if ((tc.eval_every > 0 && step % tc.eval_every == 0) || (tc.eval_every == 0 && epoch_end) ||
           last) {
@@ -432,6 +434,7 @@ TrainSummary fit(const Config& config, const DataSplits& data, const TrainOption
           (tc.checkpoint_every == 0 && epoch_end) || last || stopping) {
         save_step_checkpoint();
       }
+      if (win_samples == 0) win_start = Clock::now();  // the next window starts now
       if (epoch_end || last || stopping) break;
     }
     if (progress) progress->finish();

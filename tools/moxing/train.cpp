@@ -25,7 +25,8 @@ int run_train(const TrainCommandOptions& options) {
   std::string config_path = options.config;
   bool resume = !options.resume.empty();
   if (resume) {
-    MOXING_CHECK(out.empty() || fs::equivalent(out, options.resume) || !fs::exists(out),
+    MOXING_CHECK(out.empty() || (fs::exists(out) && fs::exists(options.resume) &&
+                                 fs::equivalent(out, options.resume)),
                  "--out {} and --resume {} name different folders; a resumed run continues in "
                  "its own folder",
                  out, options.resume);
