@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -94,4 +95,34 @@ TEST(Cli, InfoOnABadFileFailsWithTheProblem) {
 TEST(Cli, InfoOnAMissingPathFails) {
   Result r = run("info /no/such/file.safetensors");
   EXPECT_NE(r.code, 0);
+}
+
+// train -> eval -> predict on Fashion-MNIST (Debian's dataset-fashion-mnist), 30 steps.
+TEST(Cli, TrainEvalPredictOnFashionMnist) {
+  std::string out = ::testing::TempDir() + "/cli_train_run";
+  std::filesystem::remove_all(out);
+  Result r = run("train " MOXING_SOURCE_DIR "/examples/mlp-fashion-mnist.toml --out " + out +
+                 " --set train.steps=30 --set train.log_every=10 --set train.threads=1 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto summary = nlohmann::json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+  EXPECT_EQ(summary.at("steps").get<int64_t>(), 30);
+  EXPECT_GT(summary.at("test_accuracy").get<double>(), 0.5);  // 30 steps already learn a lot
+  for (const char* f : {"config.toml", "metrics.jsonl", "curves.png", "final/model.safetensors",
+                        "final/trainer_state.json"}) {
+    EXPECT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
+  }
+
+  Result e = run("eval " + out + " --json");
+  ASSERT_EQ(e.code, 0) << e.out;
+  auto j = nlohmann::json::parse(e.out.substr(e.out.find('{')));
+  for (const char* k : {"accuracy", "precision_macro", "recall_macro", "f1_macro",
+                        "roc_auc_ovr_macro", "per_class", "confusion_matrix"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+  EXPECT_EQ(j.at("per_class").size(), 10u);
+
+  Result bad = run("train " MOXING_SOURCE_DIR "/examples/mlp-fashion-mnist.toml --out " + out +
+                   "-bad --set optim.no_such_key=1");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.out.find("no_such_key"), std::string::npos) << bad.out;
 }

@@ -2,6 +2,8 @@
 // non-contiguous inputs, and error cases.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "op_harness.h"
 
 using namespace moxing;
@@ -93,4 +95,12 @@ TEST(Elementwise, LargeTensorsUseTheParallelPathCorrectly) {
   EXPECT_EQ(s.to_vector<float>()[1], 400.0f);
   EXPECT_EQ(s.to_vector<float>()[400 * 300 - 1], 300.0f * 400.0f - 1.0f);
   set_num_threads(saved);
+}
+
+TEST(Elementwise, ReluPassesNaNThrough) {
+  Tensor y = relu(from_vector<float>({NAN, -1.0f, 2.0f}));
+  auto v = y.to_vector<float>();
+  EXPECT_TRUE(std::isnan(v[0]));
+  EXPECT_EQ(v[1], 0.0f);
+  EXPECT_EQ(v[2], 2.0f);
 }

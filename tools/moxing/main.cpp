@@ -5,6 +5,7 @@
 #include "bench.h"
 #include "info.h"
 #include "moxing/core/error.h"
+#include "train.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"moxing: build, train, evaluate and run neural networks"};
@@ -27,6 +28,32 @@ int main(int argc, char** argv) {
       ->required();
   info->add_flag("--json", info_json, "Print the summary as one JSON object on stdout");
 
+  auto* train = app.add_subcommand("train", "Train an image classifier from a TOML config");
+  moxing::tools::TrainCommandOptions train_opt;
+  train->add_option("CONFIG", train_opt.config, "The run's config (.toml); optional with --resume");
+  train
+      ->add_option("--set", train_opt.sets, "Override a config key: section.key=value (repeatable)")
+      ->allow_extra_args(false);
+  train->add_option("--out", train_opt.out, "Run folder (default runs/<config name>)");
+  train->add_option("--resume", train_opt.resume,
+                    "Continue the run in this folder from its latest checkpoint");
+  train->add_flag("--json", train_opt.json, "Print the final summary as one JSON object on stdout");
+
+  auto* eval =
+      app.add_subcommand("eval", "Measure a trained classifier on its test (or validation) split");
+  moxing::tools::EvalCommandOptions eval_opt;
+  eval->add_option("PATH", eval_opt.path, "A run folder or a checkpoint folder")->required();
+  eval->add_option("--data", eval_opt.data, "Dataset folder replacing the config's [data] path");
+  eval->add_flag("--json", eval_opt.json, "Print the metrics as one JSON object on stdout");
+
+  auto* predict = app.add_subcommand("predict", "Classify images with a trained classifier");
+  moxing::tools::PredictCommandOptions predict_opt;
+  predict->add_option("CHECKPOINT", predict_opt.checkpoint, "A run folder or a checkpoint folder")
+      ->required();
+  predict->add_option("IMAGES", predict_opt.images, "Image files")->required();
+  predict->add_option("--top", predict_opt.top_k, "Classes to show per image (default 3)");
+  predict->add_flag("--json", predict_opt.json, "Print the predictions as JSON on stdout");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -35,6 +62,9 @@ int main(int argc, char** argv) {
   try {
     if (bench->parsed()) return moxing::tools::run_bench(bench_opt);
     if (info->parsed()) return moxing::tools::run_info(info_path, info_json);
+    if (train->parsed()) return moxing::tools::run_train(train_opt);
+    if (eval->parsed()) return moxing::tools::run_eval(eval_opt);
+    if (predict->parsed()) return moxing::tools::run_predict(predict_opt);
     std::cout << app.help();
     return 0;
   } catch (const moxing::Error& e) {

@@ -103,7 +103,7 @@ MOXING_UNARY_KERNEL(sin, std::sin(v))
 MOXING_UNARY_KERNEL(cos, std::cos(v))
 MOXING_UNARY_KERNEL(tanh, std::tanh(v))
 MOXING_UNARY_KERNEL(sigmoid, sigmoid_scalar(v))
-MOXING_UNARY_KERNEL(relu, v > T(0) ? v : T(0))
+MOXING_UNARY_KERNEL(relu, v < T(0) ? T(0) : v)  // NaN passes through, as in torch
 MOXING_UNARY_KERNEL(leaky_relu, v > T(0) ? v : v * static_cast<T>(p0))
 MOXING_UNARY_KERNEL(gelu, gelu_scalar(v, p0 != 0.0))
 MOXING_UNARY_KERNEL(silu, v* sigmoid_scalar(v))

@@ -1,0 +1,160 @@
+// Training-run configuration read from TOML: [model], [data], [optim], [schedule], [train].
+// Every section is a struct whose visit(f) lists its keys, so parsing, `--set` overrides,
+// error messages (which list a section's valid keys) and writing the resolved config back to
+// TOML share one table of fields.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace moxing::train {
+
+/// name "mlp": Flatten, then Linear+ReLU per entry of hidden, then Linear to the classes.
+/// name "cnn": per entry of channels a block Conv2d(kernel_size, same padding)-ReLU-MaxPool2d(2),
+/// then Flatten, Linear+ReLU per entry of hidden, Linear to the classes.
+struct ModelConfig {
+  std::string name = "mlp";
+  std::vector<int64_t> hidden = {128};
+  std::vector<int64_t> channels = {32, 64};
+  int64_t kernel_size = 3;
+
+  template <class F>
+  void visit(F&& f) {
+    f("name", name);
+    f("hidden", hidden);
+    f("channels", channels);
+    f("kernel_size", kernel_size);
+  }
+};
+
+/// name "fashion-mnist" (IDX files in path, default /usr/share/datasets/fashion-mnist) or
+/// "imagefolder" (path/<class>/<image>, or path/train and path/test when path/train exists).
+/// The validation split is val_fraction of the training set, drawn with [train] seed.
+struct DataConfig {
+  std::string name = "fashion-mnist";
+  std::string path;
+  double val_fraction = 0.1;
+  int64_t batch_size = 128;
+  int64_t eval_batch_size = 1000;
+  int64_t num_workers = 0;
+  int64_t image_size = 28;  // imagefolder: images are resized to image_size x image_size
+  int64_t channels = 1;     // imagefolder: 1 (gray) or 3 (RGB)
+  bool normalize = true;    // fashion-mnist: (x - mean) / std; imagefolder: (x - 0.5) / 0.5
+
+  template <class F>
+  void visit(F&& f) {
+    f("name", name);
+    f("path", path);
+    f("val_fraction", val_fraction);
+    f("batch_size", batch_size);
+    f("eval_batch_size", eval_batch_size);
+    f("num_workers", num_workers);
+    f("image_size", image_size);
+    f("channels", channels);
+    f("normalize", normalize);
+  }
+};
+
+/// name: "sgd", "adam", "adamw", "rmsprop" or "adagrad" (optim::make_optimizer); the keys
+/// an optimizer does not use (beta1 for SGD, momentum for Adam) are ignored.
+struct OptimConfig {
+  std::string name = "adam";
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double momentum = 0.0;
+  bool nesterov = false;
+
+  template <class F>
+  void visit(F&& f) {
+    f("name", name);
+    f("lr", lr);
+    f("weight_decay", weight_decay);
+    f("beta1", beta1);
+    f("beta2", beta2);
+    f("eps", eps);
+    f("momentum", momentum);
+    f("nesterov", nesterov);
+  }
+};
+
+/// Stepped once per optimizer step. name "constant" (linear warmup, then lr), "cosine" and
+/// "linear" (warmup, then decay to 0 at the last step; Hugging Face's schedules), "step"
+/// (lr * gamma every step_size steps), "exponential" (lr * gamma each step).
+struct ScheduleConfig {
+  std::string name = "constant";
+  int64_t warmup_steps = 0;
+  int64_t step_size = 1000;
+  double gamma = 0.1;
+
+  template <class F>
+  void visit(F&& f) {
+    f("name", name);
+    f("warmup_steps", warmup_steps);
+    f("step_size", step_size);
+    f("gamma", gamma);
+  }
+};
+
+/// The loop. steps > 0 overrides epochs. A step is one optimizer step over grad_accum
+/// batches. eval_every / checkpoint_every count steps; 0 means at the end of every epoch.
+/// clip_grad_norm 0 disables clipping; threads 0 keeps the current thread count.
+/// best_metric: "val/accuracy" (higher is better) or "val/loss" (lower is better).
+struct TrainLoopConfig {
+  int64_t epochs = 10;
+  int64_t steps = 0;
+  int64_t eval_every = 0;
+  int64_t checkpoint_every = 0;
+  int64_t grad_accum = 1;
+  double clip_grad_norm = 0.0;
+  int64_t seed = 0;
+  int64_t threads = 0;
+  int64_t log_every = 50;
+  bool skip_nonfinite = false;
+  std::string best_metric = "val/accuracy";
+
+  template <class F>
+  void visit(F&& f) {
+    f("epochs", epochs);
+    f("steps", steps);
+    f("eval_every", eval_every);
+    f("checkpoint_every", checkpoint_every);
+    f("grad_accum", grad_accum);
+    f("clip_grad_norm", clip_grad_norm);
+    f("seed", seed);
+    f("threads", threads);
+    f("log_every", log_every);
+    f("skip_nonfinite", skip_nonfinite);
+    f("best_metric", best_metric);
+  }
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  TrainLoopConfig train;
+
+  /// Parses TOML text; `name` (a file name) is used in errors. Absent keys keep their
+  /// defaults; unknown sections or keys and wrong types are errors that list the valid ones.
+  static Config from_toml(const std::string& text, const std::string& name = "config");
+  static Config from_file(const std::string& path);
+
+  /// Applies "section.key=value"; value is read as TOML (5, 1e-3, true, [64, 32], "x"),
+  /// and as a plain string when it is not TOML (name=cnn).
+  void set(const std::string& assignment);
+  /// Checks ranges and names (batch_size > 0, val_fraction in [0, 1), known model ...).
+  void validate() const;
+
+  /// Every key of every section, as TOML (what OUT/config.toml holds).
+  std::string to_toml() const;
+  nlohmann::json to_json() const;
+  static Config from_json(const nlohmann::json& j);
+};
+
+}  // namespace moxing::train

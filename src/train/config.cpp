@@ -1,0 +1,282 @@
+// Training configuration: TOML in (toml++), TOML and JSON out, `--set` overrides, checks.
+#include "moxing/train/config.h"
+
+#include <fmt/format.h>
+
+#include <toml++/toml.h>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <type_traits>
+
+#include "moxing/core/error.h"
+
+namespace moxing::train {
+
+namespace {
+
+template <class F>
+void visit_sections(Config& c, F&& f) {
+  f("model", c.model);
+  f("data", c.data);
+  f("optim", c.optim);
+  f("schedule", c.schedule);
+  f("train", c.train);
+}
+
+template <class Section>
+std::string section_keys(Section s) {
+  std::string keys;
+  s.visit([&](const char* key, auto&) { keys += (keys.empty() ? "" : ", ") + std::string(key); });
+  return keys;
+}
+
+std::string node_type_name(const toml::node& node) {
+  if (node.is_string()) return "a string";
+  if (node.is_integer()) return "an integer";
+  if (node.is_floating_point()) return "a float";
+  if (node.is_boolean()) return "a boolean";
+  if (node.is_array()) return "an array";
+  if (node.is_table()) return "a table";
+  return "a date or time";
+}
+
+template <class T>
+const char* wanted_type_name() {
+  if constexpr (std::is_same_v<T, std::string>) return "a string";
+  if constexpr (std::is_same_v<T, int64_t>) return "an integer";
+  if constexpr (std::is_same_v<T, double>) return "a number";
+  if constexpr (std::is_same_v<T, bool>) return "a boolean";
+  if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "an array of integers";
+  return "?";
+}
+
+// Assigns a TOML value to a field; false when the value has the wrong type.
+template <class T>
+bool assign(T& field, const toml::node& node) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!node.is_string()) return false;
+    field = *node.value<std::string>();
+  } else if constexpr (std::is_same_v<T, int64_t>) {
+    if (!node.is_integer()) return false;
+    field = *node.value<int64_t>();
+  } else if constexpr (std::is_same_v<T, double>) {
+    if (!node.is_number()) return false;
+    field = *node.value<double>();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (!node.is_boolean()) return false;
+    field = *node.value<bool>();
+  } else {
+    const toml::array* arr = node.as_array();
+    if (arr == nullptr) return false;
+    T values;
+    for (const toml::node& e : *arr) {
+      if (!e.is_integer()) return false;
+      values.push_back(*e.value<int64_t>());
+    }
+    field = std::move(values);
+  }
+  return true;
+}
+
+template <class Section>
+void set_key(Section& section, const std::string& section_name, const std::string& key,
+             const toml::node& node, const std::string& source) {
+  bool found = false;
+  section.visit([&](const char* k, auto& field) {
+    if (key != k) return;
+    found = true;
+    using T = std::remove_reference_t<decltype(field)>;
+    MOXING_CHECK(assign(field, node), "{}: [{}] {} must be {}, got {}", source, section_name, key,
+                 wanted_type_name<T>(), node_type_name(node));
+  });
+  MOXING_CHECK(found, "{}: unknown key '{}' in [{}] (valid: {})", source, key, section_name,
+               section_keys(Section{}));
+}
+
+void set_in_config(Config& c, const std::string& section_name, const std::string& key,
+                   const toml::node& node, const std::string& source) {
+  bool found = false;
+  visit_sections(c, [&](const char* name, auto& section) {
+    if (section_name != name) return;
+    found = true;
+    set_key(section, section_name, key, node, source);
+  });
+  MOXING_CHECK(found, "{}: unknown section [{}] (valid: model, data, optim, schedule, train)",
+               source, section_name);
+}
+
+std::string toml_string(const std::string& s) { return nlohmann::json(s).dump(); }
+
+std::string toml_value(const std::string& v) { return toml_string(v); }
+std::string toml_value(int64_t v) { return fmt::format("{}", v); }
+std::string toml_value(bool v) { return v ? "true" : "false"; }
+std::string toml_value(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+std::string toml_value(const std::vector<int64_t>& v) {
+  return fmt::format("[{}]", fmt::join(v, ", "));
+}
+
+template <class T>
+void json_assign(T& field, const nlohmann::json& j, const std::string& where) {
+  try {
+    field = j.get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail("config JSON: {} must be {}, got {}", where, wanted_type_name<T>(), j.dump());
+  }
+}
+
+void check_one_of(const std::string& what, const std::string& value,
+                  const std::vector<std::string>& valid) {
+  for (const auto& v : valid) {
+    if (v == value) return;
+  }
+  fail("config: {} '{}' is not known (valid: {})", what, value, fmt::join(valid, ", "));
+}
+
+}  // namespace
+
+Config Config::from_toml(const std::string& text, const std::string& name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, name);
+  } catch (const toml::parse_error& e) {
+    const auto& where = e.source().begin;
+    fail("{}:{}:{}: {}", name, where.line, where.column, e.description());
+  }
+  Config c;
+  for (const auto& [section_key, section_node] : root) {
+    std::string section_name(section_key.str());
+    const toml::table* table = section_node.as_table();
+    if (table == nullptr) {
+      bool known = false;
+      visit_sections(c, [&](const char* n, auto&) { known = known || section_name == n; });
+      MOXING_CHECK(known, "{}: unknown section [{}] (valid: model, data, optim, schedule, train)",
+                   name, section_name);
+      fail("{}: '{}' must be a table [{}], got {}", name, section_name, section_name,
+           node_type_name(section_node));
+    }
+    for (const auto& [key, node] : *table) {
+      set_in_config(c, section_name, std::string(key.str()), node, name);
+    }
+  }
+  c.validate();
+  return c;
+}
+
+Config Config::from_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  MOXING_CHECK(in.good(), "cannot open config file {}", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return from_toml(ss.str(), path);
+}
+
+void Config::set(const std::string& assignment) {
+  auto eq = assignment.find('=');
+  auto dot = assignment.find('.');
+  MOXING_CHECK(eq != std::string::npos && dot != std::string::npos && dot < eq,
+               "--set {}: expected section.key=value, e.g. optim.lr=3e-4", assignment);
+  std::string section = assignment.substr(0, dot);
+  std::string key = assignment.substr(dot + 1, eq - dot - 1);
+  std::string value = assignment.substr(eq + 1);
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{{"v", value}};  // a bare word: the string itself
+  }
+  set_in_config(*this, section, key, *parsed.get("v"), "--set " + assignment);
+  validate();
+}
+
+void Config::validate() const {
+  check_one_of("[model] name", model.name, {"mlp", "cnn"});
+  for (int64_t h : model.hidden) MOXING_CHECK(h > 0, "config: [model] hidden sizes must be > 0");
+  for (int64_t ch : model.channels) {
+    MOXING_CHECK(ch > 0, "config: [model] channels must be > 0");
+  }
+  MOXING_CHECK(model.kernel_size > 0 && model.kernel_size % 2 == 1,
+               "config: [model] kernel_size must be odd and > 0, got {}", model.kernel_size);
+  check_one_of("[data] name", data.name, {"fashion-mnist", "imagefolder"});
+  MOXING_CHECK(data.val_fraction >= 0 && data.val_fraction < 1,
+               "config: [data] val_fraction must be in [0, 1), got {}", data.val_fraction);
+  MOXING_CHECK(data.batch_size > 0, "config: [data] batch_size must be > 0, got {}",
+               data.batch_size);
+  MOXING_CHECK(data.eval_batch_size > 0, "config: [data] eval_batch_size must be > 0, got {}",
+               data.eval_batch_size);
+  MOXING_CHECK(data.num_workers >= 0, "config: [data] num_workers must be >= 0, got {}",
+               data.num_workers);
+  MOXING_CHECK(data.image_size > 0, "config: [data] image_size must be > 0, got {}",
+               data.image_size);
+  MOXING_CHECK(data.channels == 1 || data.channels == 3,
+               "config: [data] channels must be 1 or 3, got {}", data.channels);
+  check_one_of("[optim] name", optim.name, {"sgd", "adam", "adamw", "rmsprop", "adagrad"});
+  MOXING_CHECK(optim.lr >= 0, "config: [optim] lr must be >= 0, got {}", optim.lr);
+  check_one_of("[schedule] name", schedule.name,
+               {"constant", "cosine", "linear", "step", "exponential"});
+  MOXING_CHECK(schedule.warmup_steps >= 0, "config: [schedule] warmup_steps must be >= 0, got {}",
+               schedule.warmup_steps);
+  MOXING_CHECK(schedule.step_size > 0, "config: [schedule] step_size must be > 0, got {}",
+               schedule.step_size);
+  MOXING_CHECK(train.epochs > 0 || train.steps > 0,
+               "config: [train] needs epochs > 0 or steps > 0");
+  MOXING_CHECK(train.epochs >= 0 && train.steps >= 0,
+               "config: [train] epochs and steps must be >= 0");
+  MOXING_CHECK(train.eval_every >= 0 && train.checkpoint_every >= 0,
+               "config: [train] eval_every and checkpoint_every must be >= 0");
+  MOXING_CHECK(train.grad_accum >= 1, "config: [train] grad_accum must be >= 1, got {}",
+               train.grad_accum);
+  MOXING_CHECK(train.clip_grad_norm >= 0, "config: [train] clip_grad_norm must be >= 0, got {}",
+               train.clip_grad_norm);
+  MOXING_CHECK(train.seed >= 0, "config: [train] seed must be >= 0, got {}", train.seed);
+  MOXING_CHECK(train.threads >= 0, "config: [train] threads must be >= 0, got {}", train.threads);
+  MOXING_CHECK(train.log_every >= 1, "config: [train] log_every must be >= 1, got {}",
+               train.log_every);
+  check_one_of("[train] best_metric", train.best_metric, {"val/accuracy", "val/loss"});
+}
+
+std::string Config::to_toml() const {
+  std::string out;
+  Config copy = *this;
+  visit_sections(copy, [&](const char* name, auto& section) {
+    out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", name);
+    section.visit([&](const char* key, auto& field) {
+      out += fmt::format("{} = {}\n", key, toml_value(field));
+    });
+  });
+  return out;
+}
+
+nlohmann::json Config::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  Config copy = *this;
+  visit_sections(copy, [&](const char* name, auto& section) {
+    nlohmann::json s = nlohmann::json::object();
+    section.visit([&](const char* key, auto& field) { s[key] = field; });
+    j[name] = s;
+  });
+  return j;
+}
+
+Config Config::from_json(const nlohmann::json& j) {
+  MOXING_CHECK(j.is_object(), "config JSON must be an object, got {}", j.dump());
+  Config c;
+  visit_sections(c, [&](const char* name, auto& section) {
+    if (!j.contains(name)) return;
+    const nlohmann::json& s = j.at(name);
+    section.visit([&](const char* key, auto& field) {
+      if (s.contains(key)) json_assign(field, s.at(key), fmt::format("[{}] {}", name, key));
+    });
+  });
+  c.validate();
+  return c;
+}
+
+}  // namespace moxing::train

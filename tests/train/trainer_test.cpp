@@ -1,0 +1,217 @@
+// The trainer on a tiny synthetic dataset: an interrupted and resumed run logs exactly the
+// losses of an uninterrupted one; the run folder's files; non-finite losses stop (naming the
+// step, keeping the last good checkpoint) or are skipped.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "moxing/data/dataset.h"
+#include "moxing/moxing.h"
+#include "moxing/train/checkpoint.h"
+#include "moxing/train/trainer.h"
+#include "op_harness.h"
+
+using namespace moxing;
+using moxing::testing::contains;
+using moxing::testing::error_of;
+namespace fs = std::filesystem;
+
+namespace {
+
+// 96 examples (1,4,4) in 3 classes: the class is the quadrant-sum pattern of the input.
+// with_nan puts a NaN into one training example (validation stays finite).
+train::DataSplits synthetic(bool with_nan = false) {
+  const int64_t n = 96;
+  Generator g(11);
+  Tensor x = randn({n, 1, 4, 4}, DType::f32, &g);  // (N,1,4,4)
+  Tensor xs = x.contiguous();
+  std::vector<int64_t> y(static_cast<size_t>(n));
+  float* p = xs.data<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    float top = 0, left = 0;
+    for (int64_t r = 0; r < 4; ++r) {
+      for (int64_t c = 0; c < 4; ++c) {
+        float v = p[i * 16 + r * 4 + c];
+        if (r < 2) top += v;
+        if (c < 2) left += v;
+      }
+    }
+    y[static_cast<size_t>(i)] = top > 0 ? 0 : (left > 0 ? 1 : 2);
+  }
+  Tensor yt = from_vector<int64_t>(y, {n});
+  auto full = std::make_shared<data::TensorDataset>(xs, yt);
+  auto [tr, va] = data::train_val_split(full, 0.25, 5);
+  train::DataSplits d;
+  d.train = tr;
+  if (with_nan) {
+    Tensor xn = xs.clone();
+    xn.data<float>()[tr->indices().at(10) * 16] = NAN;
+    d.train = std::make_shared<data::Subset>(std::make_shared<data::TensorDataset>(xn, yt),
+                                             tr->indices());
+  }
+  d.val = va;
+  d.test = va;
+  d.shape = {1, 4, 4, 3};
+  d.class_names = {"top", "left", "other"};
+  return d;
+}
+
+train::Config small_config() {
+  train::Config c;
+  c.model.hidden = {16};
+  c.data.batch_size = 8;  // 72 train examples: 9 batches, 5 steps per epoch with grad_accum 2
+  c.data.eval_batch_size = 10;
+  c.optim.name = "adamw";
+  c.optim.lr = 1e-2;
+  c.schedule.name = "cosine";
+  c.schedule.warmup_steps = 2;
+  c.train.steps = 12;
+  c.train.grad_accum = 2;
+  c.train.clip_grad_norm = 1.0;
+  c.train.log_every = 1;
+  c.train.eval_every = 4;
+  c.train.checkpoint_every = 3;
+  c.train.seed = 3;
+  return c;
+}
+
+std::string fresh_dir(const std::string& name) {
+  std::string d = ::testing::TempDir() + "/trainer_" + name;
+  fs::remove_all(d);
+  return d;
+}
+
+// step -> loss of the train records (the last one of a step, as after a resume).
+std::map<int64_t, double> train_losses(const std::string& run) {
+  std::map<int64_t, double> out;
+  std::ifstream in(run + "/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.at("split") == "train") out[j.at("step").get<int64_t>()] = j.at("loss").get<double>();
+  }
+  return out;
+}
+
+train::TrainOptions quiet(const std::string& out) {
+  train::TrainOptions o;
+  o.out_dir = out;
+  o.progress = false;
+  return o;
+}
+
+}  // namespace
+
+TEST(Trainer, ResumedRunGivesExactlyTheSameLosses) {
+  train::DataSplits d = synthetic();
+  train::Config c = small_config();
+
+  std::string full = fresh_dir("full");
+  train::TrainSummary a = train::fit(c, d, quiet(full));
+  EXPECT_EQ(a.steps, 12);
+  EXPECT_FALSE(a.interrupted);
+
+  std::string split = fresh_dir("split");
+  train::TrainOptions first = quiet(split);
+  first.stop_after_step = 7;  // mid-epoch, between checkpoints: the stop saves step-7
+  train::TrainSummary b1 = train::fit(c, d, first);
+  EXPECT_TRUE(b1.interrupted);
+  EXPECT_EQ(b1.steps, 7);
+  EXPECT_TRUE(fs::exists(split + "/checkpoints/step-7/trainer_state.json"));
+  EXPECT_FALSE(fs::exists(split + "/final"));
+  train::TrainOptions second = quiet(split);
+  second.resume = true;
+  train::TrainSummary b2 = train::fit(c, d, second);
+  EXPECT_EQ(b2.steps, 12);
+  EXPECT_FALSE(b2.interrupted);
+
+  auto la = train_losses(full), lb = train_losses(split);
+  ASSERT_EQ(la.size(), 12u);
+  ASSERT_EQ(lb.size(), 12u);
+  for (const auto& [step, loss] : la) EXPECT_EQ(lb.at(step), loss) << "step " << step;
+  EXPECT_EQ(*a.test_loss, *b2.test_loss);
+  EXPECT_LT(la.at(12), la.at(1));
+}
+
+TEST(Trainer, WritesTheRunFolder) {
+  train::DataSplits d = synthetic();
+  train::Config c = small_config();
+  c.train.steps = 0;
+  c.train.epochs = 2;
+  c.train.grad_accum = 1;
+  c.train.eval_every = 0;        // at each epoch end
+  c.train.checkpoint_every = 0;  // at each epoch end
+  c.train.best_metric = "val/loss";
+  std::string run = fresh_dir("files");
+  train::TrainSummary s = train::fit(c, d, quiet(run));
+  EXPECT_EQ(s.steps, 18);
+  EXPECT_DOUBLE_EQ(s.epochs, 2.0);
+  for (const char* f :
+       {"config.toml", "metrics.jsonl", "curves.png", "test_metrics.json",
+        "checkpoints/step-9/model.safetensors", "checkpoints/step-18/optimizer.safetensors",
+        "best/model.safetensors", "final/trainer_state.json"}) {
+    EXPECT_TRUE(fs::exists(run + "/" + f)) << f;
+  }
+  EXPECT_EQ(train::Config::from_file(run + "/config.toml").to_json(), c.to_json());
+  nlohmann::json j = s.to_json();
+  for (const char* k :
+       {"test_accuracy", "test_loss", "val_accuracy", "steps", "epochs", "seconds"}) {
+    EXPECT_TRUE(j.contains(k)) << k;
+  }
+  EXPECT_EQ(j.at("best").at("metric"), "val/loss");
+
+  train::LoadedModel m = train::load_trained_model(run);
+  EXPECT_EQ(m.checkpoint_dir, run + "/final");
+  EXPECT_EQ(m.class_names.size(), 3u);
+  train::EvalResult r = train::evaluate(*m.model, d.test, 7, 3);
+  EXPECT_DOUBLE_EQ(r.report.accuracy, *s.test_accuracy);
+
+  // a finished run resumed does nothing more
+  train::TrainOptions again = quiet(run);
+  again.resume = true;
+  EXPECT_EQ(train::fit(c, d, again).steps, 18);
+  std::string e = error_of([&] {
+    train::TrainOptions o = quiet(fresh_dir("nothing"));
+    o.resume = true;
+    train::fit(c, d, o);
+  });
+  EXPECT_TRUE(contains(e, "no checkpoint in")) << e;
+}
+
+TEST(Trainer, NonFiniteLossStopsAndNamesTheStep) {
+  train::DataSplits d = synthetic(/*with_nan=*/true);
+  train::Config c = small_config();
+  c.train.checkpoint_every = 1;
+  c.train.grad_accum = 1;
+  c.train.clip_grad_norm = 0;
+  c.model.hidden = {};  // a linear model: the NaN reaches the logits
+  std::string run = fresh_dir("nan");
+  std::string e = error_of([&] { train::fit(c, d, quiet(run)); });
+  const std::string marker = "non-finite loss or gradient at step ";
+  size_t at = e.find(marker);
+  ASSERT_NE(at, std::string::npos) << e;
+  int64_t bad = std::stoll(e.substr(at + marker.size()));
+  auto latest = train::latest_checkpoint(run);
+  if (bad > 1) {
+    ASSERT_TRUE(latest.has_value());
+    EXPECT_EQ(*latest, run + "/checkpoints/step-" + std::to_string(bad - 1));
+    EXPECT_TRUE(contains(e, "last good checkpoint: " + *latest)) << e;
+  } else {
+    EXPECT_FALSE(latest.has_value());
+  }
+
+  c.train.skip_nonfinite = true;
+  std::string run2 = fresh_dir("nan_skip");
+  train::TrainSummary s = train::fit(c, d, quiet(run2));
+  EXPECT_EQ(s.steps, 12);
+  auto losses = train_losses(run2);
+  for (const auto& [step, loss] : losses) EXPECT_TRUE(std::isfinite(loss)) << step;
+  train::LoadedModel lm = train::load_trained_model(run2);
+  for (const Tensor& p : lm.model->parameters()) {
+    Tensor f = p.to(DType::f64).contiguous();
+    for (int64_t i = 0; i < f.numel(); ++i) ASSERT_TRUE(std::isfinite(f.data<double>()[i]));
+  }
+}
