@@ -40,7 +40,7 @@ struct DataLoaderOptions {
   /// Batches prepared ahead per worker.
   int prefetch_factor = 2;
   /// Empty means default_collate.
-  Collate collate;
+  Collate collate = {};
 };
 
 class DataLoader;

@@ -33,7 +33,7 @@ struct MnistOptions {
   float mean = kFashionMnistMean;
   float std = kFashionMnistStd;
   /// When set, makes the input from the u8 image (28,28,1), replacing scaling and normalize.
-  Transform transform;
+  Transform transform = {};
   /// The dataset's name in errors.
   std::string name = "Fashion-MNIST";
 };
