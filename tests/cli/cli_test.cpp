@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "moxing/moxing.h"
+
 namespace {
 
 struct Result {
@@ -120,6 +122,21 @@ TEST(Cli, TrainEvalPredictOnFashionMnist) {
     EXPECT_TRUE(j.contains(k)) << k;
   }
   EXPECT_EQ(j.at("per_class").size(), 10u);
+
+  // predict on a PNG written here: every probability in [0, 1], three classes listed
+  std::string png = ::testing::TempDir() + "/cli_predict.png";
+  moxing::data::write_png(png, moxing::full({28, 28, 1}, 128, moxing::DType::u8));
+  Result p = run("predict " + out + " " + png + " --json");
+  ASSERT_EQ(p.code, 0) << p.out;
+  auto preds = nlohmann::json::parse(p.out.substr(p.out.find('[')));
+  ASSERT_EQ(preds.size(), 1u);
+  ASSERT_EQ(preds[0].at("top").size(), 3u);
+  for (const auto& c : preds[0].at("top")) {
+    double prob = c.at("probability").get<double>();
+    EXPECT_TRUE(prob >= 0.0 && prob <= 1.0) << prob;
+  }
+  Result missing = run("predict " + out + " /no/such/image.png");
+  EXPECT_NE(missing.code, 0);
 
   Result bad = run("train " MOXING_SOURCE_DIR "/examples/mlp-fashion-mnist.toml --out " + out +
                    "-bad --set optim.no_such_key=1");
