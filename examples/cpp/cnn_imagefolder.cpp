@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
         ++batches;
       }
       double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::printf("epoch %d  train loss %.4f  (%.1f s)\n", epoch + 1, total / batches, s);
+      std::printf("epoch %d  train loss %.4f  (%.2f s)\n", epoch + 1, total / batches, s);
     }
 
     NoGradGuard no_grad;
