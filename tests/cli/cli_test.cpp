@@ -1,6 +1,8 @@
 // Runs the moxing binary: --version, --help, bad arguments, and `bench --quick --json`.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -142,4 +144,38 @@ TEST(Cli, TrainEvalPredictOnFashionMnist) {
                    "-bad --set optim.no_such_key=1");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.out.find("no_such_key"), std::string::npos) << bad.out;
+}
+
+// Ctrl-C during training saves a checkpoint and exits 130; --resume continues from it.
+TEST(Cli, SigintSavesACheckpoint) {
+  std::string out = ::testing::TempDir() + "/cli_sigint_run";
+  std::filesystem::remove_all(out);
+  std::string config = MOXING_SOURCE_DIR "/examples/mlp-fashion-mnist.toml";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FILE* devnull = std::fopen("/dev/null", "w");
+    if (devnull != nullptr) {
+      dup2(fileno(devnull), 1);
+      dup2(fileno(devnull), 2);
+    }
+    execl(MOXING_CLI, MOXING_CLI, "train", config.c_str(), "--out", out.c_str(), "--set",
+          "train.steps=1000000", "--set", "train.threads=1", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // wait until training logs its first steps (at most 60 s)
+  std::string log = out + "/metrics.jsonl";
+  for (int i = 0; i < 600; ++i) {
+    if (std::filesystem::exists(log) && std::filesystem::file_size(log) > 0) break;
+    usleep(100000);
+  }
+  kill(pid, SIGINT);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  auto latest = moxing::train::latest_checkpoint(out);
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_TRUE(std::filesystem::exists(*latest + "/model.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(*latest + "/optimizer.safetensors"));
 }
