@@ -3,9 +3,19 @@
 #include <iostream>
 
 #include "bench.h"
+#include "command.h"
 #include "info.h"
 #include "moxing/core/error.h"
 #include "train.h"
+
+namespace moxing::tools {
+
+std::vector<CommandFactory>& command_factories() {
+  static std::vector<CommandFactory> factories;
+  return factories;
+}
+
+}  // namespace moxing::tools
 
 int main(int argc, char** argv) {
   CLI::App app{"moxing: build, train, evaluate and run neural networks"};
@@ -54,6 +64,9 @@ int main(int argc, char** argv) {
   predict->add_option("--top", predict_opt.top_k, "Classes to show per image (default 3)");
   predict->add_flag("--json", predict_opt.json, "Print the predictions as JSON on stdout");
 
+  std::vector<moxing::tools::Command> commands;
+  for (auto factory : moxing::tools::command_factories()) commands.push_back(factory(app));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -65,6 +78,8 @@ int main(int argc, char** argv) {
     if (train->parsed()) return moxing::tools::run_train(train_opt);
     if (eval->parsed()) return moxing::tools::run_eval(eval_opt);
     if (predict->parsed()) return moxing::tools::run_predict(predict_opt);
+    for (const auto& c : commands)
+      if (c.app->parsed()) return c.run();
     std::cout << app.help();
     return 0;
   } catch (const moxing::Error& e) {
