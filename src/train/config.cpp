@@ -49,6 +49,7 @@ const char* wanted_type_name() {
   if constexpr (std::is_same_v<T, double>) return "a number";
   if constexpr (std::is_same_v<T, bool>) return "a boolean";
   if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "an array of integers";
+  if constexpr (std::is_same_v<T, std::vector<std::string>>) return "an array of strings";
   return "?";
 }
 
@@ -67,6 +68,15 @@ bool assign(T& field, const toml::node& node) {
   } else if constexpr (std::is_same_v<T, bool>) {
     if (!node.is_boolean()) return false;
     field = *node.value<bool>();
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    const toml::array* arr = node.as_array();
+    if (arr == nullptr) return false;
+    T values;
+    for (const toml::node& e : *arr) {
+      if (!e.is_string()) return false;
+      values.push_back(*e.value<std::string>());
+    }
+    field = std::move(values);
   } else {
     const toml::array* arr = node.as_array();
     if (arr == nullptr) return false;
@@ -121,6 +131,11 @@ std::string toml_value(double v) {
 }
 std::string toml_value(const std::vector<int64_t>& v) {
   return fmt::format("[{}]", fmt::join(v, ", "));
+}
+std::string toml_value(const std::vector<std::string>& v) {
+  std::vector<std::string> quoted;
+  for (const auto& s : v) quoted.push_back(toml_string(s));
+  return fmt::format("[{}]", fmt::join(quoted, ", "));
 }
 
 template <class T>
@@ -192,19 +207,42 @@ void Config::set(const std::string& assignment) {
   } catch (const toml::parse_error&) {
     parsed = toml::table{{"v", value}};  // a bare word: the string itself
   }
-  set_in_config(*this, section, key, *parsed.get("v"), "--set " + assignment);
-  validate();
+  Config changed = *this;  // a failed --set leaves the config as it was
+  set_in_config(changed, section, key, *parsed.get("v"), "--set " + assignment);
+  changed.validate();
+  *this = std::move(changed);
 }
 
 void Config::validate() const {
-  check_one_of("[model] name", model.name, {"mlp", "cnn"});
+  check_one_of("[model] name", model.name, {"mlp", "cnn", "gpt"});
   for (int64_t h : model.hidden) MOXING_CHECK(h > 0, "config: [model] hidden sizes must be > 0");
   for (int64_t ch : model.channels) {
     MOXING_CHECK(ch > 0, "config: [model] channels must be > 0");
   }
   MOXING_CHECK(model.kernel_size > 0 && model.kernel_size % 2 == 1,
                "config: [model] kernel_size must be odd and > 0, got {}", model.kernel_size);
-  check_one_of("[data] name", data.name, {"fashion-mnist", "imagefolder"});
+  check_one_of("[data] name", data.name, {"fashion-mnist", "imagefolder", "text"});
+  MOXING_CHECK((model.name == "gpt") == (data.name == "text"),
+               "config: [model] name \"gpt\" goes with [data] name \"text\" (got model \"{}\" "
+               "and data \"{}\")",
+               model.name, data.name);
+  if (model.name == "gpt") {
+    MOXING_CHECK(model.n_layer > 0 && model.n_head > 0 && model.n_embd > 0 && model.n_positions > 1,
+                 "config: [model] n_layer, n_head, n_embd must be > 0 and n_positions > 1");
+    MOXING_CHECK(model.n_embd % model.n_head == 0,
+                 "config: [model] n_embd {} must be a multiple of n_head {}", model.n_embd,
+                 model.n_head);
+    MOXING_CHECK(model.dropout >= 0 && model.dropout < 1,
+                 "config: [model] dropout must be in [0, 1), got {}", model.dropout);
+    MOXING_CHECK(!data.files.empty(), "config: [data] files lists no text files");
+    check_one_of("[data] format", data.format, {"fortune", "lines", "text"});
+    MOXING_CHECK(data.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}",
+                 data.vocab_size);
+    MOXING_CHECK(data.tokenizer != "bpe" || data.vocab_size > 256,
+                 "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
+                 "merges), got {}",
+                 data.vocab_size);
+  }
   MOXING_CHECK(data.val_fraction >= 0 && data.val_fraction < 1,
                "config: [data] val_fraction must be in [0, 1), got {}", data.val_fraction);
   MOXING_CHECK(data.batch_size > 0, "config: [data] batch_size must be > 0, got {}",

@@ -25,6 +25,7 @@
 #include "moxing/train/logging.h"
 #include "moxing/train/plot.h"
 #include "moxing/train/progress.h"
+#include "trainer_internal.h"
 
 namespace moxing::train {
 
@@ -39,11 +40,22 @@ void on_stop_signal(int sig) {
   std::signal(sig, SIG_DFL);  // a second signal ends the process
 }
 
-using Clock = std::chrono::steady_clock;
+using detail::Clock;
+using detail::make_scheduler;
+using detail::opt_number;
+using detail::optimizer_hyper;
+using detail::seconds_since;
 
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
+nlohmann::json shape_json(const ModelShape& s) {
+  return {{"channels", s.channels},
+          {"height", s.height},
+          {"width", s.width},
+          {"num_classes", s.num_classes}};
 }
+
+}  // namespace
+
+namespace detail {
 
 optim::Hyper optimizer_hyper(const OptimConfig& c) {
   optim::Hyper h{{"lr", c.lr}, {"weight_decay", c.weight_decay}};
@@ -79,18 +91,7 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& c, opti
   });
 }
 
-nlohmann::json opt_number(const std::optional<double>& v) {
-  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
-}
-
-nlohmann::json shape_json(const ModelShape& s) {
-  return {{"channels", s.channels},
-          {"height", s.height},
-          {"width", s.width},
-          {"num_classes", s.num_classes}};
-}
-
-}  // namespace
+}  // namespace detail
 
 void request_stop() { g_stop = 1; }
 bool stop_requested() { return g_stop != 0; }
@@ -198,6 +199,8 @@ nlohmann::json TrainSummary::to_json() const {
   if (val_accuracy) j["val_accuracy"] = *val_accuracy;
   if (test_loss) j["test_loss"] = *test_loss;
   if (test_accuracy) j["test_accuracy"] = *test_accuracy;
+  if (val_perplexity) j["val_perplexity"] = *val_perplexity;
+  if (baseline_loss) j["baseline_loss"] = *baseline_loss;
   j["best"] = {{"metric", best_metric}, {"value", opt_number(best_value)}, {"step", best_step}};
   j["out_dir"] = out_dir;
   return j;

@@ -49,7 +49,7 @@ TEST(Config, UnknownKeysAndWrongTypesListTheValidKeys) {
   EXPECT_TRUE(contains(e, "unknown section [trainer] (valid: model, data, optim, schedule, train)"))
       << e;
   e = error_of([] { Config::from_toml("[model]\nname = \"resnet\"\n"); });
-  EXPECT_TRUE(contains(e, "[model] name 'resnet' is not known (valid: mlp, cnn)")) << e;
+  EXPECT_TRUE(contains(e, "[model] name 'resnet' is not known (valid: mlp, cnn, gpt)")) << e;
   e = error_of([] { Config::from_toml("[data]\nbatch_size = 0\n"); });
   EXPECT_TRUE(contains(e, "batch_size must be > 0")) << e;
   e = error_of([] { Config::from_toml("[data\n"); });
@@ -103,4 +103,33 @@ TEST(Models, MlpAndCnnShapes) {
   auto c = train::make_model(cnn, {1, 28, 28, 10}, &g);
   EXPECT_EQ(c->num_parameters(), (4 * 9 + 4) + (8 * 4 * 9 + 8) + (8 * 7 * 7 * 10 + 10));
   EXPECT_EQ(c->forward(zeros({3, 1, 28, 28})).shape(), (Shape{3, 10}));
+}
+
+TEST(Config, GptNeedsTextDataAndChecksItsKeys) {
+  using moxing::train::Config;
+  Config c = Config::from_toml(R"(
+[model]
+name = "gpt"
+n_layer = 2
+n_head = 2
+n_embd = 32
+n_positions = 16
+[data]
+name = "text"
+files = ["a.txt", "b.txt"]
+format = "fortune"
+tokenizer = "char"
+)");
+  EXPECT_EQ(c.data.files, (std::vector<std::string>{"a.txt", "b.txt"}));
+  EXPECT_NE(c.to_toml().find("files = [\"a.txt\", \"b.txt\"]"), std::string::npos) << c.to_toml();
+  EXPECT_EQ(Config::from_toml(c.to_toml()).to_json(), c.to_json());
+
+  std::string e = error_of([] { Config::from_toml("[model]\nname = \"gpt\"\n"); });
+  EXPECT_TRUE(contains(e, "goes with [data] name \"text\"")) << e;
+  e = error_of([&] { c.set("model.n_head=3"); });
+  EXPECT_TRUE(contains(e, "n_embd 32 must be a multiple of n_head 3")) << e;
+  e = error_of([&] { c.set("data.files=[1, 2]"); });
+  EXPECT_TRUE(contains(e, "must be an array of strings")) << e;
+  e = error_of([&] { c.set("data.tokenizer=bpe"); });
+  EXPECT_TRUE(contains(e, "needs vocab_size > 256")) << e;
 }

@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
       ->required();
   info->add_flag("--json", info_json, "Print the summary as one JSON object on stdout");
 
-  auto* train = app.add_subcommand("train", "Train an image classifier from a TOML config");
+  auto* train = app.add_subcommand(
+      "train", "Train a model (image classifier or GPT language model) from a TOML config");
   moxing::tools::TrainCommandOptions train_opt;
   train->add_option("CONFIG", train_opt.config, "The run's config (.toml); optional with --resume");
   train

@@ -42,12 +42,11 @@ int run_train(const TrainCommandOptions& options) {
                  "{} already holds a run; continue it with --resume {} or choose another --out",
                  out, out);
   }
-  train::DataSplits data = train::load_data(config);
   train::install_stop_signal_handlers();
   train::TrainOptions topt;
   topt.out_dir = out;
   topt.resume = resume;
-  train::TrainSummary s = train::fit(config, data, topt);
+  train::TrainSummary s = train::fit(config, train::load_data(config), topt);
   if (options.json) {
     std::cout << s.to_json().dump(2) << "\n";
   } else {
@@ -56,6 +55,11 @@ int run_train(const TrainCommandOptions& options) {
     if (s.val_accuracy) {
       std::cout << fmt::format("val   loss {:.4f}  accuracy {:.4f}\n", *s.val_loss,
                                *s.val_accuracy);
+    }
+    if (s.val_perplexity && s.baseline_loss) {
+      std::cout << fmt::format(
+          "val   perplexity {:.2f}; unigram baseline loss {:.4f} (val loss / baseline = {:.3f})\n",
+          *s.val_perplexity, *s.baseline_loss, *s.val_loss / *s.baseline_loss);
     }
     if (s.test_accuracy) {
       std::cout << fmt::format("test  loss {:.4f}  accuracy {:.4f}\n", *s.test_loss,

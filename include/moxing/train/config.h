@@ -14,11 +14,19 @@ namespace moxing::train {
 /// name "mlp": Flatten, then Linear+ReLU per entry of hidden, then Linear to the classes.
 /// name "cnn": per entry of channels a block Conv2d(kernel_size, same padding)-ReLU-MaxPool2d(2),
 /// then Flatten, Linear+ReLU per entry of hidden, Linear to the classes.
+/// name "gpt": a GPT-2 language model (models/gpt.h) with n_layer blocks of n_head heads,
+/// width n_embd, context n_positions (also the length of training windows) and dropout for
+/// embeddings, attention and residuals; its vocabulary is the tokenizer's.
 struct ModelConfig {
   std::string name = "mlp";
   std::vector<int64_t> hidden = {128};
   std::vector<int64_t> channels = {32, 64};
   int64_t kernel_size = 3;
+  int64_t n_layer = 4;
+  int64_t n_head = 4;
+  int64_t n_embd = 256;
+  int64_t n_positions = 128;
+  double dropout = 0.1;
 
   template <class F>
   void visit(F&& f) {
@@ -26,12 +34,22 @@ struct ModelConfig {
     f("hidden", hidden);
     f("channels", channels);
     f("kernel_size", kernel_size);
+    f("n_layer", n_layer);
+    f("n_head", n_head);
+    f("n_embd", n_embd);
+    f("n_positions", n_positions);
+    f("dropout", dropout);
   }
 };
 
 /// name "fashion-mnist" (IDX files in path, default /usr/share/datasets/fashion-mnist) or
 /// "imagefolder" (path/<class>/<image>, or path/train and path/test when path/train exists).
 /// The validation split is val_fraction of the training set, drawn with [train] seed.
+/// name "text" (for gpt): UTF-8 files split into documents by format ("fortune": entries
+/// between "%" lines, ANSI colour codes removed; "lines": one document per non-empty line;
+/// "text": one document per file), a validation split of val_fraction of the documents, a
+/// tokenizer ("char", "bpe" trained on the training documents to vocab_size, or the folder of
+/// a saved tokenizer) and token files in the run folder; batches are batch_size windows.
 struct DataConfig {
   std::string name = "fashion-mnist";
   std::string path;
@@ -39,14 +57,22 @@ struct DataConfig {
   int64_t batch_size = 128;
   int64_t eval_batch_size = 1000;
   int64_t num_workers = 0;
-  int64_t image_size = 28;  // imagefolder: images are resized to image_size x image_size
-  int64_t channels = 1;     // imagefolder: 1 (gray) or 3 (RGB)
-  bool normalize = true;    // fashion-mnist: (x - mean) / std; imagefolder: (x - 0.5) / 0.5
+  int64_t image_size = 28;         // imagefolder: images are resized to image_size x image_size
+  int64_t channels = 1;            // imagefolder: 1 (gray) or 3 (RGB)
+  bool normalize = true;           // fashion-mnist: (x - mean) / std; imagefolder: (x - 0.5) / 0.5
+  std::vector<std::string> files;  // text
+  std::string format = "text";     // text: fortune, lines or text
+  std::string tokenizer = "char";  // text: char, bpe or a tokenizer folder
+  int64_t vocab_size = 0;          // text: bpe target size; char: most frequent chars (0 = all)
 
   template <class F>
   void visit(F&& f) {
     f("name", name);
     f("path", path);
+    f("files", files);
+    f("format", format);
+    f("tokenizer", tokenizer);
+    f("vocab_size", vocab_size);
     f("val_fraction", val_fraction);
     f("batch_size", batch_size);
     f("eval_batch_size", eval_batch_size);
@@ -146,7 +172,7 @@ struct Config {
   static Config from_file(const std::string& path);
 
   /// Applies "section.key=value"; value is read as TOML (5, 1e-3, true, [64, 32], "x"),
-  /// and as a plain string when it is not TOML (name=cnn).
+  /// and as a plain string when it is not TOML (name=cnn). On error the config is unchanged.
   void set(const std::string& assignment);
   /// Checks ranges and names (batch_size > 0, val_fraction in [0, 1), known model ...).
   void validate() const;

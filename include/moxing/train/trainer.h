@@ -55,14 +55,17 @@ struct TrainSummary {
   double seconds = 0;
   bool interrupted = false;
   std::optional<double> val_loss, val_accuracy, test_loss, test_accuracy;
+  /// Language models: exp(val_loss), and the validation split's unigram entropy (the loss of
+  /// a model that ignores context), which val_loss is compared with.
+  std::optional<double> val_perplexity, baseline_loss;
   std::string best_metric;
   std::optional<double> best_value;
   int64_t best_step = 0;
   std::string out_dir;
 
   /// {"steps", "epochs", "seconds", "interrupted", "val_loss", "val_accuracy", "test_loss",
-  /// "test_accuracy" (the last four when measured), "best": {"metric", "value", "step"},
-  /// "out_dir"}.
+  /// "test_accuracy", "val_perplexity", "baseline_loss" (each when measured), "best":
+  /// {"metric", "value", "step"}, "out_dir"}.
   nlohmann::json to_json() const;
 };
 
