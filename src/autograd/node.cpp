@@ -73,6 +73,11 @@ std::vector<Tensor> AccumulateGrad::apply(const std::vector<Tensor>& grads) {
   if (variable->grad) {
     Tensor prev(variable->grad);
     variable->grad = add(prev, g).impl_ptr();
+  } else if (g.impl_ptr().use_count() == 1 && g.impl()->storage.use_count() == 1 &&
+             !g.requires_grad() && g.is_contiguous() && g.storage_offset() == 0 &&
+             g.dtype() == variable->dtype) {
+    // nothing else holds this buffer (not another edge, not a view): take it as it is
+    variable->grad = g.impl_ptr();
   } else {
     // own the buffer: a graph gradient may be shared with another leaf's .grad
     variable->grad = g.clone().impl_ptr();

@@ -530,20 +530,48 @@ Tensor& apply_inplace(Tensor& self, const char* op, const std::vector<Tensor>& o
   return self;
 }
 
+namespace {
+
+// The no-autograd fast path of add_/sub_/mul_/div_: the kernel writes straight into self.
+// Taken when self is contiguous and other has self's dtype, broadcasts to self's shape and
+// does not share its storage (a partly overlapping view would be read after it is written).
+template <class Table>
+bool binary_into_self(Tensor& self, Table& table, const Tensor& other, double p0) {
+  if (!self.defined() || !other.defined() || self.dtype() != other.dtype() ||
+      !self.is_contiguous() || autograd::any_requires_grad({self, other}) ||
+      self.impl()->storage == other.impl()->storage) {
+    return false;
+  }
+  if (broadcast_shapes(self.shape(), other.shape(), "in-place op") != self.shape()) return false;
+  table.get(self.device(), self.dtype())(self, other.expand(self.shape()), self, p0);
+  self.bump_version();
+  return true;
+}
+
+}  // namespace
+
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
+  if (binary_into_self(*this, kernels::add_forward(), other, alpha)) return *this;
   return apply_inplace(*this, "add_", {other},
                        [&](const Tensor& s) { return add(s, other, alpha); });
 }
 Tensor& Tensor::sub_(const Tensor& other) {
+  if (binary_into_self(*this, kernels::sub_forward(), other, 1.0)) return *this;
   return apply_inplace(*this, "sub_", {other}, [&](const Tensor& s) { return sub(s, other); });
 }
 Tensor& Tensor::mul_(const Tensor& other) {
+  if (binary_into_self(*this, kernels::mul_forward(), other, 0.0)) return *this;
   return apply_inplace(*this, "mul_", {other}, [&](const Tensor& s) { return mul(s, other); });
 }
 Tensor& Tensor::mul_(double value) {
+  if (defined() &&
+      binary_into_self(*this, kernels::mul_forward(), scalar_like(value, *this), 0.0)) {
+    return *this;
+  }
   return apply_inplace(*this, "mul_", {}, [&](const Tensor& s) { return mul(s, value); });
 }
 Tensor& Tensor::div_(const Tensor& other) {
+  if (binary_into_self(*this, kernels::div_forward(), other, 0.0)) return *this;
   return apply_inplace(*this, "div_", {other}, [&](const Tensor& s) { return div(s, other); });
 }
 Tensor& Tensor::fill_(double value) {

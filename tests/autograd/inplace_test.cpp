@@ -201,3 +201,29 @@ TEST(InPlace, AddingATensorThatRequiresGradGivesSelfHistory) {
   sum(acc).backward();
   EXPECT_EQ(x.grad().to_vector<double>(), std::vector<double>({3, 5}));
 }
+
+TEST(InPlace, UpdatesFromAnOverlappingViewReadTheOldValues) {
+  // other is a view of self shifted by one: the result must be that of the out-of-place op
+  Tensor x = f64({1, 2, 3, 4, 5});
+  Tensor head = x.narrow(0, 0, 4);
+  Tensor tail = x.narrow(0, 1, 4);
+  head.add_(tail);
+  EXPECT_EQ(x.to_vector<double>(), std::vector<double>({3, 5, 7, 9, 5}));
+  Tensor y = f64({1, 2, 3, 4}, {2, 2});
+  Tensor yt = y.transpose(0, 1);
+  yt.mul_(2.0);  // non-contiguous self
+  EXPECT_EQ(y.to_vector<double>(), std::vector<double>({2, 4, 6, 8}));
+}
+
+TEST(InPlace, FirstGradientIsOwnedByTheLeaf) {
+  // z = x * 2 + y: the gradient that reaches x is a fresh buffer; y receives add's incoming
+  // gradient, which x's path also read, and both end with the right values
+  Tensor x = f64({1, 2}).requires_grad_();
+  Tensor y = f64({3, 4}).requires_grad_();
+  Tensor z = add(mul(x, 2.0), y);
+  sum(z).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), std::vector<double>({2, 2}));
+  EXPECT_EQ(y.grad().to_vector<double>(), std::vector<double>({1, 1}));
+  x.grad().add_(f64({1, 1}));
+  EXPECT_EQ(y.grad().to_vector<double>(), std::vector<double>({1, 1}));
+}
