@@ -174,7 +174,7 @@ ByteLevelBPE::ByteLevelBPE(std::unordered_map<std::string, int32_t> vocab,
     }
     token_to_id_.emplace(a.content, a.id);
     special_[a.id] = a.special ? 1 : 0;
-    index_->splitter.add(a.content, a.id);
+    index_->splitter.add(a.content, a.id, a.lstrip, a.rstrip);
   }
   const auto& b2u = detail::byte_to_unicode();
   for (int b = 0; b < 256; ++b) {

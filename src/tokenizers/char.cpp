@@ -52,7 +52,7 @@ CharTokenizer::CharTokenizer(std::vector<std::string> tokens, std::vector<AddedT
       fail("char tokenizer: added token '{}' (id {}) is not that id in the vocab", a.content, a.id);
     }
     special_[a.id] = a.special ? 1 : 0;
-    splitter_->add(a.content, a.id);
+    splitter_->add(a.content, a.id, a.lstrip, a.rstrip);
   }
   if (!unk_token_.empty()) {
     auto it = token_ids_.find(unk_token_);

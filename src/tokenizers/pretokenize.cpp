@@ -109,12 +109,32 @@ CharInfo char_at(std::string_view s, size_t i) {
   return {classify(c), 4};
 }
 
-void AddedSplitter::add(const std::string& content, int32_t id) {
+void AddedSplitter::add(const std::string& content, int32_t id, bool lstrip, bool rstrip) {
   if (content.empty()) return;
-  tokens_.emplace_back(content, id);
-  std::stable_sort(tokens_.begin(), tokens_.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  tokens_.push_back({content, id, lstrip, rstrip});
+  std::stable_sort(tokens_.begin(), tokens_.end(), [](const Entry& a, const Entry& b) {
+    return a.content.size() > b.content.size();
+  });
   first_[static_cast<unsigned char>(content[0])] = true;
+}
+
+size_t AddedSplitter::whitespace_before(std::string_view s, size_t floor, size_t to) {
+  while (to > floor) {
+    size_t k = to - 1;
+    while (k > floor && (static_cast<unsigned char>(s[k]) & 0xC0) == 0x80) --k;
+    if (char_at(s, k).cls != kSpace) break;
+    to = k;
+  }
+  return to;
+}
+
+size_t AddedSplitter::whitespace_after(std::string_view s, size_t from) {
+  while (from < s.size()) {
+    CharInfo c = char_at(s, from);
+    if (c.cls != kSpace) break;
+    from += c.len;
+  }
+  return from;
 }
 
 }  // namespace moxing::tokenizers::detail

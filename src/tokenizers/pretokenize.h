@@ -91,36 +91,55 @@ void split_gpt2(std::string_view s, F&& emit) {
 }
 
 /// Splits text on added tokens (leftmost, then longest match): emit(piece, id) with id = -1
-/// for the text between them. Empty pieces are not emitted.
+/// for the text between them. A token with lstrip (rstrip) also takes the whitespace before
+/// (after) it, as HF's AddedToken does. Empty pieces are not emitted.
 class AddedSplitter {
  public:
-  void add(const std::string& content, int32_t id);
+  void add(const std::string& content, int32_t id, bool lstrip = false, bool rstrip = false);
   template <class F>
   void split(std::string_view s, F&& emit) const {
     if (tokens_.empty()) {
       if (!s.empty()) emit(s, -1);
       return;
     }
-    size_t start = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-      auto b = static_cast<unsigned char>(s[i]);
-      if (!first_[b]) continue;
-      for (const auto& [t, id] : tokens_) {
-        if (t.size() <= s.size() - i && s.compare(i, t.size(), t) == 0) {
-          if (i > start) emit(s.substr(start, i - start), -1);
-          emit(s.substr(i, t.size()), id);
-          i += t.size() - 1;
-          start = i + 1;
-          break;
+    size_t start = 0;  // where the text not yet emitted begins
+    size_t i = 0;
+    while (i < s.size()) {
+      const Entry* hit = nullptr;
+      if (first_[static_cast<unsigned char>(s[i])]) {
+        for (const auto& t : tokens_) {
+          if (t.content.size() <= s.size() - i && s.compare(i, t.content.size(), t.content) == 0) {
+            hit = &t;
+            break;
+          }
         }
       }
+      if (!hit) {
+        ++i;
+        continue;
+      }
+      size_t from = i, to = i + hit->content.size();
+      if (hit->lstrip) from = whitespace_before(s, start, from);
+      if (hit->rstrip) to = whitespace_after(s, to);
+      if (from > start) emit(s.substr(start, from - start), -1);
+      emit(s.substr(from, to - from), hit->id);
+      start = i = to;
     }
     if (start < s.size()) emit(s.substr(start), -1);
   }
   bool empty() const { return tokens_.empty(); }
 
  private:
-  std::vector<std::pair<std::string, int32_t>> tokens_;  // longest first
+  struct Entry {
+    std::string content;
+    int32_t id;
+    bool lstrip, rstrip;
+  };
+  // Start of the whitespace run that ends at `to` (not before `floor`).
+  static size_t whitespace_before(std::string_view s, size_t floor, size_t to);
+  // End of the whitespace run that starts at `from`.
+  static size_t whitespace_after(std::string_view s, size_t from);
+  std::vector<Entry> tokens_;  // longest first
   std::array<bool, 256> first_{};
 };
 

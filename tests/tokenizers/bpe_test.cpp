@@ -40,8 +40,8 @@ std::string temp_dir(const std::string& name) {
   return d.string();
 }
 
-void expect_matches_fixture(const Tokenizer& tok) {
-  for (const auto& c : expected().at("bpe")) {
+void expect_matches_fixture(const Tokenizer& tok, const char* key = "bpe") {
+  for (const auto& c : expected().at(key)) {
     std::string text = c.at("text");
     auto ids = tok.encode(text);
     EXPECT_EQ(ids, c.at("ids").get<std::vector<int32_t>>()) << "text: " << text;
@@ -110,6 +110,15 @@ TEST(Bpe, VocabAndMergesMatchHF) {
   auto tok = load_tokenizer(kDir + "/bpe_gpt2");
   EXPECT_EQ(tok->vocab_size(), 800);
   expect_matches_fixture(*tok);
+}
+
+TEST(Bpe, AddedTokensWithStripFlagsMatchHF) {
+  auto tok = load_tokenizer(kDir + "/bpe_added/tokenizer.json");
+  expect_matches_fixture(*tok, "bpe_added");
+  std::string dir = temp_dir("added");
+  tok->save(dir);
+  expect_matches_fixture(*load_tokenizer(dir), "bpe_added");
+  fs::remove_all(dir);
 }
 
 TEST(Bpe, SaveThenLoadGivesTheSameIds) {
