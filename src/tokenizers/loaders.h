@@ -1,0 +1,23 @@
+// tokenizer.json readers of each model, called by load_tokenizer (tokenizer.cpp).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "moxing/tokenizers/bpe.h"
+#include "moxing/tokenizers/char.h"
+
+namespace moxing::tokenizers::detail {
+
+/// A BPE tokenizer.json (model type "BPE" with a ByteLevel pre-tokenizer).
+ByteLevelBPE bpe_from_json(const nlohmann::json& j);
+/// A character tokenizer.json (model "WordLevel" split per character, as CharTokenizer saves).
+CharTokenizer char_from_json(const nlohmann::json& j);
+/// The "added_tokens" array (absent: none).
+std::vector<AddedToken> added_tokens_from_json(const nlohmann::json& j);
+/// The "added_tokens" array as HF writes it.
+nlohmann::ordered_json added_tokens_to_json(const std::vector<AddedToken>& added);
+/// Writes text to path (throws naming the path on failure).
+void write_text_file(const std::string& path, const std::string& text);
+
+}  // namespace moxing::tokenizers::detail
