@@ -83,8 +83,13 @@ void GPTConfig::validate() const {
 }
 
 GPTConfig GPTConfig::from_json(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  MOXING_CHECK(!j.is_discarded() && j.is_object(), "config.json: not a JSON object");
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail("config.json: invalid JSON: {}", e.what());
+  }
+  MOXING_CHECK(j.is_object(), "config.json: not a JSON object");
   std::string model_type = "gpt2";
   read_string(j, "model_type", model_type);
   MOXING_CHECK(model_type == "gpt2",
@@ -146,11 +151,12 @@ std::string GPTConfig::to_json() const {
 
 // ---- layers
 
-Conv1D::Conv1D(int64_t in_features, int64_t out_features, double std, Generator* gen)
+Conv1D::Conv1D(int64_t in_features, int64_t out_features, double std, Generator* gen,
+               bool init_weights)
     : in_features(in_features), out_features(out_features) {
   weight = register_parameter("weight", empty({in_features, out_features}));
   bias = register_parameter("bias", zeros({out_features}));
-  nn::init::normal_(weight, 0.0, std, gen);
+  if (init_weights) nn::init::normal_(weight, 0.0, std, gen);
 }
 
 // x (..., in) -> x W + b (..., out); a contiguous x (B,T,in) is one GEMM over B*T rows
@@ -176,17 +182,17 @@ KVCache::KVCache(const GPTConfig& config, int64_t batch, int64_t capacity, DType
   }
 }
 
-GPTAttention::GPTAttention(const GPTConfig& config, Generator* gen)
+GPTAttention::GPTAttention(const GPTConfig& config, Generator* gen, bool init_weights)
     : n_head(config.n_head),
       attn_pdrop(config.attn_pdrop),
       scale_attn_weights(config.scale_attn_weights),
       gen(gen) {
   double std = config.initializer_range;
   double proj_std = std / std::sqrt(2.0 * static_cast<double>(config.n_layer));
-  c_attn = register_module("c_attn",
-                           std::make_shared<Conv1D>(config.n_embd, 3 * config.n_embd, std, gen));
-  c_proj = register_module("c_proj",
-                           std::make_shared<Conv1D>(config.n_embd, config.n_embd, proj_std, gen));
+  c_attn = register_module(
+      "c_attn", std::make_shared<Conv1D>(config.n_embd, 3 * config.n_embd, std, gen, init_weights));
+  c_proj = register_module("c_proj", std::make_shared<Conv1D>(config.n_embd, config.n_embd,
+                                                              proj_std, gen, init_weights));
   resid_dropout =
       register_module("resid_dropout", std::make_shared<nn::Dropout>(config.resid_pdrop, gen));
 }
@@ -227,13 +233,14 @@ Tensor GPTAttention::forward(const Tensor& x, Tensor* k_cache, Tensor* v_cache, 
   return resid_dropout->forward(c_proj->forward(y));
 }
 
-GPTMLP::GPTMLP(const GPTConfig& config, Generator* gen) : activation(config.activation_function) {
+GPTMLP::GPTMLP(const GPTConfig& config, Generator* gen, bool init_weights)
+    : activation(config.activation_function) {
   double std = config.initializer_range;
   double proj_std = std / std::sqrt(2.0 * static_cast<double>(config.n_layer));
-  c_fc = register_module("c_fc",
-                         std::make_shared<Conv1D>(config.n_embd, config.inner_dim(), std, gen));
-  c_proj = register_module(
-      "c_proj", std::make_shared<Conv1D>(config.inner_dim(), config.n_embd, proj_std, gen));
+  c_fc = register_module(
+      "c_fc", std::make_shared<Conv1D>(config.n_embd, config.inner_dim(), std, gen, init_weights));
+  c_proj = register_module("c_proj", std::make_shared<Conv1D>(config.inner_dim(), config.n_embd,
+                                                              proj_std, gen, init_weights));
   dropout = register_module("dropout", std::make_shared<nn::Dropout>(config.resid_pdrop, gen));
 }
 
@@ -249,13 +256,13 @@ Tensor GPTMLP::forward(const Tensor& x) {
   return dropout->forward(c_proj->forward(h));
 }
 
-GPTBlock::GPTBlock(const GPTConfig& config, Generator* gen) {
+GPTBlock::GPTBlock(const GPTConfig& config, Generator* gen, bool init_weights) {
   ln_1 = register_module(
       "ln_1", std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.layer_norm_epsilon));
-  attn = register_module("attn", std::make_shared<GPTAttention>(config, gen));
+  attn = register_module("attn", std::make_shared<GPTAttention>(config, gen, init_weights));
   ln_2 = register_module(
       "ln_2", std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.layer_norm_epsilon));
-  mlp = register_module("mlp", std::make_shared<GPTMLP>(config, gen));
+  mlp = register_module("mlp", std::make_shared<GPTMLP>(config, gen, init_weights));
 }
 
 Tensor GPTBlock::forward(const Tensor& x, Tensor* k_cache, Tensor* v_cache, int64_t past) {
@@ -263,34 +270,46 @@ Tensor GPTBlock::forward(const Tensor& x, Tensor* k_cache, Tensor* v_cache, int6
   return add(h, mlp->forward(ln_2->forward(h)));
 }
 
-GPTModel::GPTModel(const GPTConfig& config, Generator* gen) {
+GPTModel::GPTModel(const GPTConfig& config, Generator* gen, bool init_weights) {
   wte = register_module(
       "wte", std::make_shared<nn::Embedding>(config.vocab_size, config.n_embd, std::nullopt, gen));
   wpe = register_module(
       "wpe", std::make_shared<nn::Embedding>(config.n_positions, config.n_embd, std::nullopt, gen));
-  nn::init::normal_(wte->weight, 0.0, config.initializer_range, gen);
-  nn::init::normal_(wpe->weight, 0.0, config.initializer_range, gen);
+  if (init_weights) {
+    nn::init::normal_(wte->weight, 0.0, config.initializer_range, gen);
+    nn::init::normal_(wpe->weight, 0.0, config.initializer_range, gen);
+  }
   drop = register_module("drop", std::make_shared<nn::Dropout>(config.embd_pdrop, gen));
   h = register_module("h", std::make_shared<nn::ModuleList>());
   for (int64_t l = 0; l < config.n_layer; ++l)
-    h->push_back(std::make_shared<GPTBlock>(config, gen));
+    h->push_back(std::make_shared<GPTBlock>(config, gen, init_weights));
   ln_f = register_module(
       "ln_f", std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.layer_norm_epsilon));
 }
 
 // ---- the language model
 
-GPT::GPT(const GPTConfig& config, Generator* gen) : config_(config) {
+GPT::GPT(const GPTConfig& config, Generator* gen) : GPT(config, gen, true) {}
+
+GPT::GPT(const GPTConfig& config, Generator* gen, bool init_weights) : config_(config) {
   config_.validate();
-  transformer = register_module("transformer", std::make_shared<GPTModel>(config_, gen));
+  transformer =
+      register_module("transformer", std::make_shared<GPTModel>(config_, gen, init_weights));
   if (!config_.tie_word_embeddings) {
     lm_head_untied = register_module(
         "lm_head", std::make_shared<nn::Linear>(config_.n_embd, config_.vocab_size, false, gen));
-    nn::init::normal_(lm_head_untied->weight, 0.0, config_.initializer_range, gen);
+    if (init_weights)
+      nn::init::normal_(lm_head_untied->weight, 0.0, config_.initializer_range, gen);
   }
 }
 
-Tensor GPT::hidden_states(const Tensor& ids_in, KVCache* cache) {
+Tensor GPT::hidden_states(const Tensor& ids, KVCache* cache) {
+  if (cache == nullptr) return run_body(ids, nullptr);
+  NoGradGuard no_grad;  // the cache holds plain tensors: no graph through it
+  return run_body(ids, cache);
+}
+
+Tensor GPT::run_body(const Tensor& ids_in, KVCache* cache) {
   MOXING_CHECK(ids_in.defined() && ids_in.dim() == 2, "GPT: ids must be 2-D (B,T), got shape {}",
                ids_in.defined() ? shape_str(ids_in.shape()) : std::string("undefined"));
   MOXING_CHECK(ids_in.dtype() == DType::i64 || ids_in.dtype() == DType::i32,
@@ -377,10 +396,14 @@ std::shared_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
   try {
     config = GPTConfig::from_json(read_text(config_path.string()));
   } catch (const Error& e) {
-    fail("{}: {}", config_path.string(), e.what());
+    // "config.json: ..." from from_json, with the file's full path
+    std::string msg = e.what();
+    const std::string prefix = "config.json:";
+    if (msg.compare(0, prefix.size(), prefix) == 0) msg = msg.substr(prefix.size());
+    fail("{}:{}", config_path.string(), msg);
   }
   SafetensorsFile file = load_safetensors(weights_path.string());
-  auto model = std::make_shared<GPT>(config);
+  std::shared_ptr<GPT> model(new GPT(config, nullptr, false));
 
   // a GPT2Model checkpoint (as openai-community/gpt2) names the body's tensors without the
   // "transformer." prefix

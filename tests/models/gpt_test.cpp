@@ -267,9 +267,11 @@ TEST(GPT, LoadErrorsNameTheProblem) {
   // an unknown model type, with the file named
   write_text(tmp.path + "/config.json", "{\"model_type\": \"llama\"}");
   msg = error_of([&] { GPT::from_pretrained(tmp.path); });
-  EXPECT_NE(msg.find("model_type \"llama\" is not supported (moxing knows: gpt2)"),
-            std::string::npos)
-      << msg;
+  EXPECT_EQ(msg,
+            tmp.path + "/config.json: model_type \"llama\" is not supported (moxing knows: gpt2)");
+  write_text(tmp.path + "/config.json", "{\"n_embd\": 64,");
+  msg = error_of([&] { GPT::from_pretrained(tmp.path); });
+  EXPECT_NE(msg.find(tmp.path + "/config.json: invalid JSON"), std::string::npos) << msg;
 }
 
 TEST(GPT, KVCacheStepRunsOnePosition) {

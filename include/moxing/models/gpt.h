@@ -49,10 +49,12 @@ struct GPTConfig {
 };
 
 /// y = x W + b with W stored (in, out), the layout of transformers' Conv1D (a linear layer
-/// despite the name): x (..., in) -> y (..., out). W ~ N(0, std^2), b zeros.
+/// despite the name): x (..., in) -> y (..., out). W ~ N(0, std^2) (left unset when
+/// init_weights is false, for a model about to be loaded), b zeros.
 class Conv1D : public nn::UnaryModule {
  public:
-  Conv1D(int64_t in_features, int64_t out_features, double std, Generator* gen = nullptr);
+  Conv1D(int64_t in_features, int64_t out_features, double std, Generator* gen = nullptr,
+         bool init_weights = true);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Conv1D"; }
   std::string extra_repr() const override;
@@ -77,7 +79,7 @@ struct KVCache {
 /// Causal multi-head self-attention: c_attn (C -> 3C) gives q, k, v; c_proj (C -> C).
 class GPTAttention : public nn::Module {
  public:
-  GPTAttention(const GPTConfig& config, Generator* gen);
+  GPTAttention(const GPTConfig& config, Generator* gen, bool init_weights = true);
   /// x (B,T,C) -> (B,T,C). With a cache (k_cache, v_cache (B,NH,S_max,HS), `past` positions
   /// filled) the new keys and values are written at [past, past + T) and attended with the
   /// past ones.
@@ -95,7 +97,7 @@ class GPTAttention : public nn::Module {
 /// c_fc (C -> inner), activation, c_proj (inner -> C), dropout.
 class GPTMLP : public nn::UnaryModule {
  public:
-  GPTMLP(const GPTConfig& config, Generator* gen);
+  GPTMLP(const GPTConfig& config, Generator* gen, bool init_weights = true);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "GPT2MLP"; }
   std::string activation;
@@ -106,7 +108,7 @@ class GPTMLP : public nn::UnaryModule {
 /// x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)) (pre-LayerNorm).
 class GPTBlock : public nn::Module {
  public:
-  GPTBlock(const GPTConfig& config, Generator* gen);
+  GPTBlock(const GPTConfig& config, Generator* gen, bool init_weights = true);
   /// x (B,T,C) -> (B,T,C); the cache arguments as GPTAttention::forward.
   Tensor forward(const Tensor& x, Tensor* k_cache = nullptr, Tensor* v_cache = nullptr,
                  int64_t past = 0);
@@ -119,7 +121,7 @@ class GPTBlock : public nn::Module {
 /// The transformer body (transformers' GPT2Model): wte, wpe, drop, h.0 .. h.{L-1}, ln_f.
 class GPTModel : public nn::Module {
  public:
-  GPTModel(const GPTConfig& config, Generator* gen);
+  GPTModel(const GPTConfig& config, Generator* gen, bool init_weights = true);
   std::string type_name() const override { return "GPT2Model"; }
   std::shared_ptr<nn::Embedding> wte, wpe;  // (V,C), (n_positions,C)
   std::shared_ptr<nn::Dropout> drop;
@@ -140,7 +142,8 @@ class GPT : public nn::Module {
   /// Runs ids (B,T) as the positions that follow the cache's, appends their keys and values
   /// to the cache and returns their logits (B,T,V). For inference: records no graph.
   Tensor forward(const Tensor& ids, KVCache* cache);
-  /// The final hidden states ln_f(...) (B,T,C), with or without a cache (as forward).
+  /// The final hidden states ln_f(...) (B,T,C), with or without a cache (as forward; with a
+  /// cache no graph is recorded).
   Tensor hidden_states(const Tensor& ids, KVCache* cache = nullptr);
   /// h (..., C) -> logits (..., V) through the head (wte when tied).
   Tensor lm_head(const Tensor& h) const;
@@ -161,6 +164,9 @@ class GPT : public nn::Module {
   std::shared_ptr<nn::Linear> lm_head_untied;  // "lm_head", only when not tied
 
  private:
+  // from_pretrained skips the random initialization it would overwrite
+  GPT(const GPTConfig& config, Generator* gen, bool init_weights);
+  Tensor run_body(const Tensor& ids, KVCache* cache);
   GPTConfig config_;
 };
 
