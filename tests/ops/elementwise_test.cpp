@@ -104,3 +104,27 @@ TEST(Elementwise, ReluPassesNaNThrough) {
   EXPECT_EQ(v[1], 0.0f);
   EXPECT_EQ(v[2], 2.0f);
 }
+
+TEST(Elementwise, GeluTanhF32MatchesF64AcrossTheRange) {
+  // the f32 tanh form runs a vectorized tanh; compare it with the f64 scalar formula
+  std::vector<double> xs;
+  for (int i = -20000; i <= 20000; ++i) xs.push_back(i * 5e-4);
+  for (double v : {1e-6, -1e-6, 3e-3, -3e-3, 0.0, 40.0, -40.0}) xs.push_back(v);
+  Tensor x64 = from_vector(xs, {static_cast<int64_t>(xs.size())});
+  Tensor x32 = x64.to(DType::f32).requires_grad_();
+  Tensor y32 = gelu(x32, "tanh");
+  sum(y32).backward();
+  Tensor x = x64.clone().requires_grad_();
+  Tensor y = gelu(x, "tanh");
+  sum(y).backward();
+  std::vector<double> want = y.to_vector<double>(), got = y32.to(DType::f64).to_vector<double>();
+  std::vector<double> gwant = x.grad().to_vector<double>();
+  std::vector<double> ggot = x32.grad().to(DType::f64).to_vector<double>();
+  double err = 0, gerr = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    err = std::max(err, std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i])));
+    gerr = std::max(gerr, std::abs(ggot[i] - gwant[i]));
+  }
+  EXPECT_LT(err, 2e-6);
+  EXPECT_LT(gerr, 2e-6);
+}

@@ -1,8 +1,10 @@
 // CPU elementwise kernels: one templated loop each, registered for the dtypes they support.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/vec_math.h"
 #include "kernels/elementwise.h"
 
 namespace moxing::kernels::cpu {
@@ -56,9 +58,71 @@ MOXING_CMP_KERNEL(gt, x > y)
 MOXING_CMP_KERNEL(ge, x >= y)
 #undef MOXING_CMP_KERNEL
 
+// GELU's tanh form in f32 (GPT-2's activation) with the vectorizable tanh_f32, built per ISA.
+__attribute__((always_inline)) inline float gelu_tanh_f32(float x) {
+  float inner = static_cast<float>(kSqrt2OverPi) * (x + 0.044715f * x * x * x);
+  return 0.5f * x * (1.0f + tanh_f32(inner));
+}
+__attribute__((always_inline)) inline float gelu_tanh_grad_f32(float x) {
+  float inner = static_cast<float>(kSqrt2OverPi) * (x + 0.044715f * x * x * x);
+  float th = tanh_f32(inner);
+  float dinner = static_cast<float>(kSqrt2OverPi) * (1.0f + 3.0f * 0.044715f * x * x);
+  return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * dinner;
+}
+#define MOXING_GELU_ROWS(suffix, attr)                                                          \
+  attr void gelu_tanh_rows_##suffix(const float* x, float* y, int64_t n) {                      \
+    for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh_f32(x[i]);                                 \
+  }                                                                                             \
+  attr void gelu_tanh_grad_rows_##suffix(const float* g, const float* x, float* y, int64_t n) { \
+    for (int64_t i = 0; i < n; ++i) y[i] = g[i] * gelu_tanh_grad_f32(x[i]);                     \
+  }
+MOXING_GELU_ROWS(avx512, MOXING_TARGET_AVX512)
+MOXING_GELU_ROWS(avx2, MOXING_TARGET_AVX2)
+MOXING_GELU_ROWS(base, __attribute__((noinline)))
+#undef MOXING_GELU_ROWS
+
+void gelu_tanh_rows(const float* x, float* y, int64_t n) {
+  switch (cpu_level()) {
+    case CpuLevel::avx512:
+      return gelu_tanh_rows_avx512(x, y, n);
+    case CpuLevel::avx2:
+      return gelu_tanh_rows_avx2(x, y, n);
+    case CpuLevel::base:
+      return gelu_tanh_rows_base(x, y, n);
+  }
+}
+void gelu_tanh_grad_rows(const float* g, const float* x, float* y, int64_t n) {
+  switch (cpu_level()) {
+    case CpuLevel::avx512:
+      return gelu_tanh_grad_rows_avx512(g, x, y, n);
+    case CpuLevel::avx2:
+      return gelu_tanh_grad_rows_avx2(g, x, y, n);
+    case CpuLevel::base:
+      return gelu_tanh_grad_rows_base(g, x, y, n);
+  }
+}
+
 template <class T>
 void gelu_backward(const Tensor& g, const Tensor& x, Tensor& out, double tanh_form) {
   bool tf = tanh_form != 0.0;
+  if constexpr (std::is_same_v<T, float>) {
+    if (tf) {
+      for_each_strided<3>({&out, &g, &x}, [&](char* const* p, const int64_t* s, int64_t n) {
+        if (s[0] == 4 && s[1] == 4 && s[2] == 4) {
+          gelu_tanh_grad_rows(reinterpret_cast<const float*>(p[1]),
+                              reinterpret_cast<const float*>(p[2]), reinterpret_cast<float*>(p[0]),
+                              n);
+          return;
+        }
+        for (int64_t i = 0; i < n; ++i) {
+          *reinterpret_cast<float*>(p[0] + i * s[0]) =
+              *reinterpret_cast<const float*>(p[1] + i * s[1]) *
+              gelu_tanh_grad_f32(*reinterpret_cast<const float*>(p[2] + i * s[2]));
+        }
+      });
+      return;
+    }
+  }
   binary_loop<T, T>(g, x, out, [tf](T gv, T xv) { return gv * gelu_grad_scalar(xv, tf); });
 }
 template <class T>
@@ -105,10 +169,30 @@ MOXING_UNARY_KERNEL(tanh, std::tanh(v))
 MOXING_UNARY_KERNEL(sigmoid, sigmoid_scalar(v))
 MOXING_UNARY_KERNEL(relu, v < T(0) ? T(0) : v)  // NaN passes through, as in torch
 MOXING_UNARY_KERNEL(leaky_relu, v > T(0) ? v : v * static_cast<T>(p0))
-MOXING_UNARY_KERNEL(gelu, gelu_scalar(v, p0 != 0.0))
+MOXING_UNARY_KERNEL(gelu_generic, gelu_scalar(v, p0 != 0.0))
 MOXING_UNARY_KERNEL(silu, v* sigmoid_scalar(v))
 MOXING_UNARY_KERNEL(softplus, softplus_scalar(v, static_cast<T>(p0), static_cast<T>(p1)))
 #undef MOXING_UNARY_KERNEL
+
+template <class T>
+void gelu(const Tensor& x, Tensor& out, double tanh_form, double p1) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (tanh_form != 0.0) {
+      for_each_strided<2>({&out, &x}, [&](char* const* p, const int64_t* s, int64_t n) {
+        if (s[0] == 4 && s[1] == 4) {
+          gelu_tanh_rows(reinterpret_cast<const float*>(p[1]), reinterpret_cast<float*>(p[0]), n);
+          return;
+        }
+        for (int64_t i = 0; i < n; ++i) {
+          *reinterpret_cast<float*>(p[0] + i * s[0]) =
+              gelu_tanh_f32(*reinterpret_cast<const float*>(p[1] + i * s[1]));
+        }
+      });
+      return;
+    }
+  }
+  gelu_generic<T>(x, out, tanh_form, p1);
+}
 
 void logical_not(const Tensor& x, Tensor& out, double, double) {
   unary_loop<bool, bool>(x, out, [](bool v) { return !v; });
