@@ -141,3 +141,34 @@ TEST(Linalg, BroadcastBatchGradientsHaveInputShapes) {
   EXPECT_EQ(a.grad().to_vector<double>(), std::vector<double>(24, 6.0));
   EXPECT_EQ(b.grad().to_vector<double>(), std::vector<double>(24, 6.0));
 }
+
+TEST(Matmul, SingleRowAndSingleColumnProductsMatchTheNaiveSum) {
+  // one-row and one-column results go through GEMV; every transposed layout of the operands
+  manual_seed(3);
+  auto naive = [](const Tensor& a, const Tensor& b) {
+    Tensor a64 = a.to(DType::f64).contiguous(), b64 = b.to(DType::f64).contiguous();
+    int64_t M = a.size(0), K = a.size(1), N = b.size(1);
+    std::vector<double> out(static_cast<size_t>(M * N), 0.0);
+    const double* pa = a64.data<double>();
+    const double* pb = b64.data<double>();
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t k = 0; k < K; ++k) out[i * N + j] += pa[i * K + k] * pb[k * N + j];
+    return out;
+  };
+  const int64_t K = 37, N = 23;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      for (auto [M, NN] : std::vector<std::pair<int64_t, int64_t>>{{1, N}, {N, 1}, {1, 1}}) {
+        Tensor a = ta ? randn({K, M}).transpose(0, 1) : randn({M, K});
+        Tensor b = tb ? randn({NN, K}).transpose(0, 1) : randn({K, NN});
+        std::vector<double> want = naive(a, b);
+        std::vector<double> got = matmul(a, b).to(DType::f64).to_vector<double>();
+        ASSERT_EQ(got.size(), want.size());
+        for (size_t i = 0; i < got.size(); ++i) {
+          EXPECT_NEAR(got[i], want[i], 1e-4) << "ta " << ta << " tb " << tb << " M " << M;
+        }
+      }
+    }
+  }
+}

@@ -2,8 +2,6 @@
 // im2col lays out, per image and group, every kernel tap's view of the input as one row of a
 // (C/G*KH*KW, OH*OW) matrix, so that a convolution is one GEMM with the weight matrix;
 // col2im is its adjoint (scatter-add back into the image).
-#include <cblas.h>
-
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -12,24 +10,11 @@
 #include <vector>
 
 #include "kernels/conv.h"
+#include "kernels/cpu/blas.h"
 #include "moxing/core/parallel.h"
 
 namespace moxing::kernels::cpu {
 namespace {
-
-// C = alpha op(A) op(B) + beta C, all row-major
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
-              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
-}
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
-              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
-}
 
 // Sizes of one convolution: input (H,W), output (OH,OW), kernel (KH,KW), and the params.
 struct Geometry {

@@ -1,31 +1,14 @@
 // CPU matmul through OpenBLAS (sgemm / dgemm), one GEMM per batch matrix. Transposed views
 // go to BLAS as CblasTrans with their leading dimension, never copied.
-#include <cblas.h>
-
 #include <climits>
 #include <vector>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/linalg.h"
 #include "moxing/core/parallel.h"
 
 namespace moxing::kernels::cpu {
 namespace {
-
-void gemm(bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
-          float* C, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
-              K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
-}
-void gemm(bool ta, bool tb, int M, int N, int K, const double* A, int lda, const double* B, int ldb,
-          double* C, int ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
-              K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
-}
-
-int blas_int(int64_t v) {
-  MOXING_CHECK(v <= INT_MAX, "matmul: dimension {} is too large for BLAS", v);
-  return static_cast<int>(v);
-}
 
 // element offset of every batch matrix of t (..., R, C), batch dims given by out's shape
 std::vector<int64_t> batch_offsets(const Tensor& t, int64_t batch_dims, int64_t nbatch) {
@@ -60,11 +43,9 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& out) {
   const std::vector<int64_t> ob = batch_offsets(b, batch_dims, nbatch);
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
-  const int m = blas_int(M), n = blas_int(N), k = blas_int(K);
-  const int lda = blas_int(la.ld), ldb = blas_int(lb.ld);
   auto one = [&](int64_t i) {
-    gemm(la.trans, lb.trans, m, n, k, pa + oa[static_cast<size_t>(i)], lda,
-         pb + ob[static_cast<size_t>(i)], ldb, po + i * M * N, n);
+    gemm<T>(la.trans, lb.trans, M, N, K, T(1), pa + oa[static_cast<size_t>(i)], la.ld,
+            pb + ob[static_cast<size_t>(i)], lb.ld, T(0), po + i * M * N, N);
   };
   // Small matrices, or several per thread: one single-threaded GEMM per thread at a time
   // (OpenBLAS runs single-threaded inside a parallel region). Otherwise OpenBLAS threads each.
