@@ -14,6 +14,7 @@
 #include "moxing/ops/shape.h"
 #include "moxing/ops/softmax.h"
 #include "moxing/train/checkpoint.h"
+#include "moxing/train/lm_trainer.h"
 #include "moxing/train/trainer.h"
 
 namespace moxing::tools {
@@ -46,7 +47,9 @@ int run_train(const TrainCommandOptions& options) {
   train::TrainOptions topt;
   topt.out_dir = out;
   topt.resume = resume;
-  train::TrainSummary s = train::fit(config, train::load_data(config), topt);
+  train::TrainSummary s = config.model.name == "gpt"
+                              ? train::fit_lm(config, topt)
+                              : train::fit(config, train::load_data(config), topt);
   if (options.json) {
     std::cout << s.to_json().dump(2) << "\n";
   } else {

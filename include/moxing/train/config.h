@@ -46,7 +46,7 @@ struct ModelConfig {
 /// "imagefolder" (path/<class>/<image>, or path/train and path/test when path/train exists).
 /// The validation split is val_fraction of the training set, drawn with [train] seed.
 /// name "text" (for gpt): UTF-8 files split into documents by format ("fortune": entries
-/// between "%" lines, ANSI colour codes removed; "lines": one document per non-empty line;
+/// between "%" lines, terminal colour and overstrike codes removed; "lines": one document per non-empty line;
 /// "text": one document per file), a validation split of val_fraction of the documents, a
 /// tokenizer ("char", "bpe" trained on the training documents to vocab_size, or the folder of
 /// a saved tokenizer) and token files in the run folder; batches are batch_size windows.
