@@ -1,0 +1,34 @@
+// Fused scaled-dot-product attention kernels: one (b, h) head at a time, scores through GEMM,
+// softmax in place, no (B,NH,T,S) intermediates besides the attention weights kept for backward.
+// Masks other than causal and dropout are left to the composite op.
+#pragma once
+
+#include "kernels/registry.h"
+#include "moxing/core/tensor.h"
+
+namespace moxing::kernels {
+
+/// True when t (B,NH,R,C) can go to the kernels as it is: unit stride in the last dim and each
+/// head's (R,C) matrix addressable by BLAS with a row stride (any strides for B and NH).
+inline bool attention_layout_ok(const Tensor& t) {
+  int64_t R = t.size(2), C = t.size(3);
+  return (t.stride(3) == 1 || C == 1) && (R == 1 || t.stride(2) >= C);
+}
+
+/// q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv), all attention_layout_ok
+/// -> out (B,NH,T,HSv) attention_layout_ok; att (B,NH,T,S) contiguous or undefined.
+/// att = softmax(q k^T * scale) with query t seeing keys s <= t when causal (zeros elsewhere);
+/// out = att v. att is written only when defined (backward needs it).
+using AttentionFn = void(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
+                         double scale, Tensor& out, Tensor& att);
+/// dout like out, plus the forward's tensors -> dq, dk, dv like q, k, v (all overwritten):
+///   dv = att^T dout,  datt = dout v^T,  ds = att * (datt - rowsum(dout * out)),
+///   dq = ds k * scale,  dk = ds^T q * scale
+using AttentionBackwardFn = void(const Tensor& dout, const Tensor& q, const Tensor& k,
+                                 const Tensor& v, const Tensor& out, const Tensor& att, bool causal,
+                                 double scale, Tensor& dq, Tensor& dk, Tensor& dv);
+
+MOXING_DECLARE_KERNEL(attention_forward, AttentionFn);
+MOXING_DECLARE_KERNEL(attention_backward, AttentionBackwardFn);
+
+}  // namespace moxing::kernels
