@@ -17,8 +17,9 @@ inline bool attention_layout_ok(const Tensor& t) {
 
 /// q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv), all attention_layout_ok
 /// -> out (B,NH,T,HSv) attention_layout_ok; att (B,NH,T,S) contiguous or undefined.
-/// att = softmax(q k^T * scale) with query t seeing keys s <= t when causal (zeros elsewhere);
-/// out = att v. att is written only when defined (backward needs it).
+/// att = softmax(q k^T * scale) with query t seeing keys s <= t when causal; out = att v.
+/// att is written only when defined (backward needs it), and causal rows only up to the last
+/// key of their block of queries (zeros past t): the backward reads no further.
 using AttentionFn = void(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
                          double scale, Tensor& out, Tensor& att);
 /// dout like out, plus the forward's tensors -> dq, dk, dv like q, k, v (all overwritten):

@@ -142,6 +142,28 @@ void softmax_grad(double* ds, const double* att, double d, int64_t L) {
   for (int64_t j = 0; j < L; ++j) ds[j] = att[j] * (ds[j] - d);
 }
 
+// sum(x * y) over n: 16 lanes of partial sums, added in double
+template <class T>
+T dot_product(const T* x, const T* y, int64_t n) {
+  constexpr int64_t kLanes = 16;
+  T acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) acc[l] += x[j + l] * y[j + l];
+  }
+  double sum = 0.0;
+  for (int64_t l = 0; l < kLanes; ++l) sum += acc[l];
+  for (; j < n; ++j) sum += static_cast<double>(x[j]) * y[j];
+  return static_cast<T>(sum);
+}
+
+// Heads per parallel chunk: enough multiply-adds (about 2^16, tens of microseconds) that
+// waking a second thread pays off, so a decoding step over short caches stays on one thread.
+int64_t heads_grain(int64_t Tq, int64_t S, int64_t HS, int64_t HSv) {
+  int64_t per_head = std::max<int64_t>(1, Tq * S * (HS + HSv));
+  return std::max<int64_t>(1, (int64_t{1} << 16) / per_head);
+}
+
 // One head's (R,C) matrix of a (B,NH,R,C) tensor: first element and row stride.
 template <class T>
 struct HeadMat {
@@ -175,13 +197,13 @@ void head_forward(HeadMat<const T> q, HeadMat<const T> k, HeadMat<const T> v, He
   for (int64_t r0 = 0; r0 < Tq; r0 += kRowBlock) {
     const int64_t r1 = std::min(Tq, r0 + kRowBlock), rb = r1 - r0;
     const int64_t L = keys_for(r1 - 1, S, causal);
-    T* a = att_is_scratch ? att : att + r0 * S;
+    T* a = att_is_scratch ? att : att + r0 * S;  // rows of S; backward reads only [0, L)
     gemm(false, true, rb, L, HS, scale, q.p + r0 * q.ld, q.ld, k.p, k.ld, T(0), a, S);
     for (int64_t t = r0; t < r1; ++t) {
       T* row = a + (t - r0) * S;
       int64_t Lt = keys_for(t, S, causal);
       softmax_inplace(row, Lt);
-      std::fill(row + Lt, row + (att_is_scratch ? L : S), T(0));
+      std::fill(row + Lt, row + L, T(0));
     }
     gemm(false, false, rb, HSv, L, T(1), a, S, v.p, v.ld, T(0), o.p + r0 * o.ld, o.ld);
   }
@@ -193,7 +215,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool c
   const int64_t B = q.size(0), NH = q.size(1), Tq = q.size(2), S = k.size(2);
   const int64_t HS = q.size(3), HSv = v.size(3);
   const bool keep = att.defined();
-  parallel_for(0, B * NH, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, B * NH, heads_grain(Tq, S, HS, HSv), [&](int64_t begin, int64_t end) {
     std::vector<T> scratch(keep ? 0 : static_cast<size_t>(std::min(Tq, kRowBlock) * S));
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / NH, h = i % NH;
@@ -229,9 +251,8 @@ void head_backward(HeadMat<const T> dout, HeadMat<const T> q, HeadMat<const T> k
     for (int64_t t = r0; t < r1; ++t) {
       const T* dot = dout.p + t * dout.ld;
       const T* ot = out.p + t * out.ld;
-      double d = 0.0;  // rowsum(dout * out) = rowsum(att * datt)
-      for (int64_t j = 0; j < HSv; ++j) d += static_cast<double>(dot[j]) * ot[j];
-      softmax_grad(ds + (t - r0) * L, a + (t - r0) * S, static_cast<T>(d), L);
+      T d = dot_product(dot, ot, HSv);  // rowsum(dout * out) = rowsum(att * datt)
+      softmax_grad(ds + (t - r0) * L, a + (t - r0) * S, d, L);
     }
     gemm(false, false, rb, HS, L, scale, ds, L, k.p, k.ld, T(0), dq.p + r0 * dq.ld, dq.ld);
     gemm(true, false, L, HS, rb, scale, ds, L, q.p + r0 * q.ld, q.ld, T(1), dk.p, dk.ld);
@@ -244,7 +265,7 @@ void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, co
                         Tensor& dk, Tensor& dv) {
   const int64_t B = q.size(0), NH = q.size(1), Tq = q.size(2), S = k.size(2);
   const int64_t HS = q.size(3), HSv = v.size(3);
-  parallel_for(0, B * NH, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, B * NH, heads_grain(Tq, S, HS, HSv), [&](int64_t begin, int64_t end) {
     std::vector<T> ds(static_cast<size_t>(std::min(Tq, kRowBlock) * S));
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / NH, h = i % NH;
