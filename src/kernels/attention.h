@@ -1,6 +1,6 @@
 // Fused scaled-dot-product attention kernels: one (b, h) head at a time, scores through GEMM,
 // softmax in place, no (B,NH,T,S) intermediates besides the attention weights kept for backward.
-// Masks other than causal and dropout are left to the composite op.
+// Dropout is left to the composite op.
 #pragma once
 
 #include "kernels/registry.h"
@@ -15,13 +15,15 @@ inline bool attention_layout_ok(const Tensor& t) {
   return (t.stride(3) == 1 || C == 1) && (R == 1 || t.stride(2) >= C);
 }
 
-/// q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv), all attention_layout_ok
+/// q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv), all attention_layout_ok; mask (B,NH,T,S)
+/// of q's dtype with any strides (0 where broadcast) or undefined
 /// -> out (B,NH,T,HSv) attention_layout_ok; att (B,NH,T,S) contiguous or undefined.
-/// att = softmax(q k^T * scale) with query t seeing keys s <= t when causal; out = att v.
-/// att is written only when defined (backward needs it), and causal rows only up to the last
-/// key of their block of queries (zeros past t): the backward reads no further.
-using AttentionFn = void(const Tensor& q, const Tensor& k, const Tensor& v, bool causal,
-                         double scale, Tensor& out, Tensor& att);
+/// att = softmax(q k^T * scale + mask) with query t seeing keys s <= t when causal (no mask
+/// then); out = att v. att is written only when defined (backward needs it), and causal rows
+/// only up to the last key of their block of queries (zeros past t): the backward reads no
+/// further.
+using AttentionFn = void(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                         bool causal, double scale, Tensor& out, Tensor& att);
 /// dout like out, plus the forward's tensors -> dq, dk, dv like q, k, v (all overwritten):
 ///   dv = att^T dout,  datt = dout v^T,  ds = att * (datt - rowsum(dout * out)),
 ///   dq = ds k * scale,  dk = ds^T q * scale

@@ -1,5 +1,5 @@
 // scaled_dot_product_attention: the fused kernels (src/kernels/cpu/attention.cpp) for 3-D/4-D
-// q, k, v with equal batch and head dims, no mask or causal, and no dropout; otherwise the
+// q, k, v with equal batch and head dims, causal or a constant mask, and no dropout; otherwise the
 // composite of matmul, masked_fill / add, softmax and dropout, which records the backward of
 // each of its ops and stays the reference the fused kernels are tested against.
 #include "moxing/ops/attention.h"
@@ -48,10 +48,11 @@ void check_arguments(const Tensor& q, const Tensor& k, const Tensor& v, const Te
 }
 
 // True when the fused kernels serve this call: q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv)
-// or the same without NH, nothing to broadcast or mask but causality, no dropout.
+// or the same without NH, nothing to broadcast, no dropout, and no mask or (4-D only) a bool
+// or constant float mask that broadcasts to (B,NH,T,S).
 bool fused_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
                    double dropout_p) {
-  if (attn_mask.defined() || dropout_p > 0.0) return false;
+  if (dropout_p > 0.0) return false;
   const int64_t nd = q.dim();
   if ((nd != 3 && nd != 4) || k.dim() != nd || v.dim() != nd) return false;
   for (int64_t d = 0; d < nd - 2; ++d) {
@@ -63,8 +64,32 @@ bool fused_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
     }
   }
   if (q.size(-2) * k.size(-2) > INT_MAX / 2) return false;
+  if (attn_mask.defined()) {
+    if (nd != 4 || attn_mask.dim() > 4) return false;
+    if (attn_mask.dtype() != DType::boolean &&
+        (attn_mask.dtype() != q.dtype() || autograd::any_requires_grad({attn_mask}))) {
+      return false;
+    }
+    const Shape want = {q.size(0), q.size(1), q.size(2), k.size(2)};
+    for (int64_t d = 1; d <= attn_mask.dim(); ++d) {
+      int64_t have = attn_mask.size(-d);
+      if (have != 1 && have != want[static_cast<size_t>(4 - d)]) return false;
+    }
+  }
   return kernels::attention_forward().has(q.device().type, q.dtype()) &&
          kernels::attention_backward().has(q.device().type, q.dtype());
+}
+
+// attn_mask as an additive (B,NH,T,S) view of q's dtype: a bool mask becomes 0 where true and
+// -inf where false; broadcast dims get stride 0
+Tensor additive_mask(const Tensor& attn_mask, const Shape& shape, DType dtype) {
+  NoGradGuard no_grad;
+  Tensor m = attn_mask.detach();
+  if (m.dtype() == DType::boolean) {
+    m = masked_fill(zeros(m.shape(), dtype), logical_not(m),
+                    -std::numeric_limits<double>::infinity());
+  }
+  return m.expand(shape);
 }
 
 Tensor layout_ok_or_copy(const Tensor& t) {
@@ -81,19 +106,23 @@ Tensor empty_heads_like(const Tensor& like, int64_t C) {
   return empty({B, NH, R, C}, like.dtype());
 }
 
-// q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv) -> y (B,NH,T,HSv); att (B,NH,T,S) saved for
-// backward when a gradient is needed
-Tensor sdpa_fused(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+// q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv), attn_mask broadcasting to (B,NH,T,S) or
+// undefined -> y (B,NH,T,HSv); att (B,NH,T,S) saved for backward when a gradient is needed
+Tensor sdpa_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
+                  bool causal, double scale) {
   if (q.dim() == 3) {
-    return sdpa_fused(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), causal, scale).squeeze(1);
+    return sdpa_fused(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), attn_mask, causal, scale)
+        .squeeze(1);
   }
   const int64_t B = q.size(0), NH = q.size(1), T = q.size(2), S = k.size(2);
   Tensor qd = layout_ok_or_copy(q.detach()), kd = layout_ok_or_copy(k.detach());
   Tensor vd = layout_ok_or_copy(v.detach());
+  Tensor mask = attn_mask.defined() ? additive_mask(attn_mask, {B, NH, T, S}, q.dtype()) : Tensor();
   Tensor out = empty_heads_like(q, v.size(3));
   const bool grad = autograd::any_requires_grad({q, k, v});
   Tensor att = grad ? empty({B, NH, T, S}, q.dtype()) : Tensor();
-  kernels::attention_forward().get(q.device(), q.dtype())(qd, kd, vd, causal, scale, out, att);
+  kernels::attention_forward().get(q.device(), q.dtype())(qd, kd, vd, mask, causal, scale, out,
+                                                          att);
   if (grad) {
     autograd::SavedTensor sq(qd, kOp), sk(kd, kOp), sv(vd, kOp), so(out, kOp);
     autograd::record(kOp, {out}, {q, k, v},
@@ -154,7 +183,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     return scaled_dot_product_attention_math(q, k, v, attn_mask, dropout_p, is_causal, scale, gen);
   }
   double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-  return sdpa_fused(q, k, v, is_causal, s);
+  return sdpa_fused(q, k, v, attn_mask, is_causal, s);
 }
 
 }  // namespace moxing

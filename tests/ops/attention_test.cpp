@@ -69,11 +69,11 @@ struct Result {
 };
 
 Result run_attention(bool fused, const Tensor& q0, const Tensor& k0, const Tensor& v0, bool causal,
-                     const Tensor& gy) {
+                     const Tensor& gy, const Tensor& mask = Tensor()) {
   Tensor q = q0.detach().requires_grad_(), k = k0.detach().requires_grad_();
   Tensor v = v0.detach().requires_grad_();  // leaves keep the callers' strides
-  Tensor y = fused ? scaled_dot_product_attention(q, k, v, {}, 0.0, causal)
-                   : scaled_dot_product_attention_math(q, k, v, {}, 0.0, causal);
+  Tensor y = fused ? scaled_dot_product_attention(q, k, v, mask, 0.0, causal)
+                   : scaled_dot_product_attention_math(q, k, v, mask, 0.0, causal);
   y.backward(gy);
   return {y.detach(), q.grad(), k.grad(), v.grad()};
 }
@@ -82,7 +82,7 @@ Result run_attention(bool fused, const Tensor& q0, const Tensor& k0, const Tenso
 Tensor heads_transposed(const Tensor& t) { return t.transpose(1, 2).contiguous().transpose(1, 2); }
 
 void expect_fused_matches_math(const Shape& qs, int64_t S, int64_t HSv, bool causal,
-                               bool transposed, uint64_t seed) {
+                               bool transposed, uint64_t seed, const Tensor& mask = Tensor()) {
   Generator gen(seed);
   Shape ks = qs, vs = qs;
   ks[2] = S;
@@ -98,10 +98,11 @@ void expect_fused_matches_math(const Shape& qs, int64_t S, int64_t HSv, bool cau
     k = heads_transposed(k);
     v = heads_transposed(v);
   }
-  Result a = run_attention(true, q, k, v, causal, gy);
-  Result b = run_attention(false, q, k, v, causal, gy);
+  Result a = run_attention(true, q, k, v, causal, gy, mask);
+  Result b = run_attention(false, q, k, v, causal, gy, mask);
   std::string what = shape_str(qs) + " S=" + std::to_string(S) + (causal ? " causal" : "") +
-                     (transposed ? " transposed" : "");
+                     (transposed ? " transposed" : "") +
+                     (mask.defined() ? " mask " + shape_str(mask.shape()) : "");
   EXPECT_EQ(moxing::testing::compare(a.y, b.y, 1e-5, 1e-5), "") << what;
   EXPECT_EQ(moxing::testing::compare(a.dq, b.dq, 1e-5, 1e-5), "") << what << " dq";
   EXPECT_EQ(moxing::testing::compare(a.dk, b.dk, 1e-5, 1e-5), "") << what << " dk";
@@ -116,6 +117,10 @@ TEST(Attention, FusedPathRecordsOneNode) {
   EXPECT_EQ(y.grad_fn()->name, "scaled_dot_product_attention");
   Tensor m = scaled_dot_product_attention_math(q, q, q, {}, 0.0, true);
   EXPECT_EQ(m.grad_fn()->name, "matmul");
+  Tensor masked = scaled_dot_product_attention(q, q, q, ones({3, 3}, DType::boolean));
+  EXPECT_EQ(masked.grad_fn()->name, "scaled_dot_product_attention");
+  Tensor dropped = scaled_dot_product_attention(q, q, q, {}, 0.5);
+  EXPECT_EQ(dropped.grad_fn()->name, "matmul");
 }
 
 TEST(Attention, FusedMatchesMath) {
@@ -129,6 +134,29 @@ TEST(Attention, FusedMatchesMath) {
       expect_fused_matches_math({1, 3, 1, 64}, 300, 64, causal, transposed, seed++);
     }
   }
+}
+
+TEST(Attention, FusedMatchesMathWithMasks) {
+  Generator gen(45);
+  // key padding (B,1,1,S): batch 1 sees its first 40 keys
+  Tensor pad = lt(arange(150, DType::f32).reshape({1, 1, 1, 150}), tensor({150, 40}, {2, 1, 1, 1}));
+  expect_fused_matches_math({2, 2, 70, 8}, 150, 8, false, true, 46, pad);
+  // (T,S) bool mask with the diagonal always on, so that no row is empty
+  Tensor ts = gt(add(rand({70, 70}, DType::f32, &gen), eye(70)), 0.5);
+  expect_fused_matches_math({2, 3, 70, 8}, 70, 8, false, false, 47, ts);
+  expect_fused_matches_math({2, 3, 70, 8}, 70, 8, false, false, 48,
+                            randn({2, 3, 70, 70}, DType::f32, &gen));
+  expect_fused_matches_math({1, 3, 1, 64}, 300, 64, false, false, 49,
+                            randn({1, 300}, DType::f32, &gen));
+}
+
+TEST(Attention, FloatMaskThatNeedsAGradientGetsOne) {
+  Generator gen(53);
+  Tensor q = randn({1, 2, 3, 4}, DType::f32, &gen), k = randn({1, 2, 5, 4}, DType::f32, &gen);
+  Tensor m = randn({3, 5}, DType::f32, &gen).requires_grad_();
+  Tensor y = scaled_dot_product_attention(q, k, k, m);
+  y.sum().backward();
+  EXPECT_TRUE(m.grad().defined());
 }
 
 TEST(Attention, FusedInferenceMatchesTraining) {

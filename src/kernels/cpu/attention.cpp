@@ -1,9 +1,10 @@
 // CPU fused attention, one (b, h) head at a time, queries in blocks of kRowBlock rows.
 // Per block: scores = q k^T * scale by one GEMM straight into the attention-weight rows,
-// softmax in place, out = att v by one GEMM. A causal block stops at the key of its last
-// query, so the masked upper triangle is mostly never computed. A single query (KV-cache
-// decoding) takes two GEMVs. Heads run in parallel; BLAS is single-threaded inside the
-// parallel region, so every head is computed the same way whatever the thread count.
+// plus the additive mask if any, softmax in place, out = att v by one GEMM. A causal block
+// stops at the key of its last query, so the masked upper triangle is mostly never computed.
+// A single query (KV-cache decoding) takes two GEMVs. Heads run in parallel; BLAS is
+// single-threaded inside the parallel region, so every head is computed the same way whatever the
+// thread count.
 #include <cblas.h>
 
 #include <algorithm>
@@ -181,14 +182,32 @@ inline int64_t keys_for(int64_t t, int64_t S, bool causal) {
   return causal ? std::min(S, t + 1) : S;
 }
 
-// One head: q (T,HS), k (S,HS), v (S,HSv) -> o (T,HSv); att (T,S) with row stride S
+// One head's rows of an additive mask (T,S): p null when there is none.
 template <class T>
-void head_forward(HeadMat<const T> q, HeadMat<const T> k, HeadMat<const T> v, HeadMat<T> o, T* att,
-                  bool att_is_scratch, int64_t Tq, int64_t S, int64_t HS, int64_t HSv, bool causal,
-                  T scale) {
+struct Mask {
+  const T* p = nullptr;
+  int64_t st = 0, ss = 0;  // strides over t and s
+  void add_row(int64_t t, T* row, int64_t L) const {
+    if (p == nullptr) return;
+    const T* m = p + t * st;
+    if (ss == 1) {
+      for (int64_t j = 0; j < L; ++j) row[j] += m[j];
+    } else {
+      for (int64_t j = 0; j < L; ++j) row[j] += m[j * ss];
+    }
+  }
+};
+
+// One head: q (T,HS), k (S,HS), v (S,HSv), mask (T,S) -> o (T,HSv); att (T,S) with row
+// stride S
+template <class T>
+void head_forward(HeadMat<const T> q, HeadMat<const T> k, HeadMat<const T> v, const Mask<T>& mask,
+                  HeadMat<T> o, T* att, bool att_is_scratch, int64_t Tq, int64_t S, int64_t HS,
+                  int64_t HSv, bool causal, T scale) {
   if (Tq == 1) {
     int64_t L = keys_for(0, S, causal);
     gemv(false, L, HS, scale, k.p, k.ld, q.p, att);
+    mask.add_row(0, att, L);
     softmax_inplace(att, L);
     std::fill(att + L, att + S, T(0));
     gemv(true, L, HSv, T(1), v.p, v.ld, att, o.p);
@@ -202,6 +221,7 @@ void head_forward(HeadMat<const T> q, HeadMat<const T> k, HeadMat<const T> v, He
     for (int64_t t = r0; t < r1; ++t) {
       T* row = a + (t - r0) * S;
       int64_t Lt = keys_for(t, S, causal);
+      mask.add_row(t, row, Lt);
       softmax_inplace(row, Lt);
       std::fill(row + Lt, row + L, T(0));
     }
@@ -210,8 +230,8 @@ void head_forward(HeadMat<const T> q, HeadMat<const T> k, HeadMat<const T> v, He
 }
 
 template <class T>
-void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale,
-                       Tensor& out, Tensor& att) {
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                       bool causal, double scale, Tensor& out, Tensor& att) {
   const int64_t B = q.size(0), NH = q.size(1), Tq = q.size(2), S = k.size(2);
   const int64_t HS = q.size(3), HSv = v.size(3);
   const bool keep = att.defined();
@@ -221,8 +241,13 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, bool c
       const int64_t b = i / NH, h = i % NH;
       T* a = keep ? att.data<T>() + i * Tq * S : scratch.data();
       auto qh = head<T>(q, b, h), kh = head<T>(k, b, h), vh = head<T>(v, b, h);
-      head_forward<T>({qh.p, qh.ld}, {kh.p, kh.ld}, {vh.p, vh.ld}, head<T>(out, b, h), a, !keep, Tq,
-                      S, HS, HSv, causal, static_cast<T>(scale));
+      Mask<T> m;
+      if (mask.defined()) {
+        m = {mask.data<T>() + b * mask.stride(0) + h * mask.stride(1), mask.stride(2),
+             mask.stride(3)};
+      }
+      head_forward<T>({qh.p, qh.ld}, {kh.p, kh.ld}, {vh.p, vh.ld}, m, head<T>(out, b, h), a, !keep,
+                      Tq, S, HS, HSv, causal, static_cast<T>(scale));
     }
   });
 }
