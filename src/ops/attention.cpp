@@ -1,5 +1,5 @@
 // scaled_dot_product_attention: the fused kernels (src/kernels/cpu/attention.cpp) for 3-D/4-D
-// q, k, v with equal batch and head dims, causal or a constant mask, and no dropout; otherwise the
+// q, k, v with equal batch and head dims, causal or a constant mask, dropout_p < 1; otherwise the
 // composite of matmul, masked_fill / add, softmax and dropout, which records the backward of
 // each of its ops and stays the reference the fused kernels are tested against.
 #include "moxing/ops/attention.h"
@@ -13,6 +13,7 @@
 #include "moxing/ops/dropout.h"
 #include "moxing/ops/elementwise.h"
 #include "moxing/ops/linalg.h"
+#include "moxing/ops/random.h"
 #include "moxing/ops/shape.h"
 #include "moxing/ops/softmax.h"
 
@@ -48,11 +49,11 @@ void check_arguments(const Tensor& q, const Tensor& k, const Tensor& v, const Te
 }
 
 // True when the fused kernels serve this call: q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv)
-// or the same without NH, nothing to broadcast, no dropout, and no mask or (4-D only) a bool
-// or constant float mask that broadcasts to (B,NH,T,S).
+// or the same without NH, nothing to broadcast, dropout_p < 1, and no mask or (4-D only) a
+// bool or constant float mask that broadcasts to (B,NH,T,S).
 bool fused_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
                    double dropout_p) {
-  if (dropout_p > 0.0) return false;
+  if (dropout_p >= 1.0) return false;
   const int64_t nd = q.dim();
   if ((nd != 3 && nd != 4) || k.dim() != nd || v.dim() != nd) return false;
   for (int64_t d = 0; d < nd - 2; ++d) {
@@ -92,6 +93,13 @@ Tensor additive_mask(const Tensor& attn_mask, const Shape& shape, DType dtype) {
   return m.expand(shape);
 }
 
+// keep / (1 - p) with keep = (u >= p), u uniform: the same draws and values as dropout()
+// makes for the attention weights, so the fused and composite paths agree for one seed
+Tensor dropout_multipliers(const Shape& shape, DType dtype, double p, Generator* gen) {
+  NoGradGuard no_grad;
+  return mul(ge(rand(shape, dtype, gen), p).to(dtype), 1.0 / (1.0 - p));
+}
+
 Tensor layout_ok_or_copy(const Tensor& t) {
   return kernels::attention_layout_ok(t) ? t : contiguous(t);
 }
@@ -107,33 +115,37 @@ Tensor empty_heads_like(const Tensor& like, int64_t C) {
 }
 
 // q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv), attn_mask broadcasting to (B,NH,T,S) or
-// undefined -> y (B,NH,T,HSv); att (B,NH,T,S) saved for backward when a gradient is needed
+// undefined -> y (B,NH,T,HSv); att (B,NH,T,S) and the dropout multipliers saved for backward
+// when a gradient is needed
 Tensor sdpa_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
-                  bool causal, double scale) {
+                  double dropout_p, bool causal, double scale, Generator* gen) {
   if (q.dim() == 3) {
-    return sdpa_fused(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), attn_mask, causal, scale)
+    return sdpa_fused(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), attn_mask, dropout_p, causal,
+                      scale, gen)
         .squeeze(1);
   }
   const int64_t B = q.size(0), NH = q.size(1), T = q.size(2), S = k.size(2);
   Tensor qd = layout_ok_or_copy(q.detach()), kd = layout_ok_or_copy(k.detach());
   Tensor vd = layout_ok_or_copy(v.detach());
   Tensor mask = attn_mask.defined() ? additive_mask(attn_mask, {B, NH, T, S}, q.dtype()) : Tensor();
+  Tensor drop =
+      dropout_p > 0.0 ? dropout_multipliers({B, NH, T, S}, q.dtype(), dropout_p, gen) : Tensor();
   Tensor out = empty_heads_like(q, v.size(3));
   const bool grad = autograd::any_requires_grad({q, k, v});
   Tensor att = grad ? empty({B, NH, T, S}, q.dtype()) : Tensor();
-  kernels::attention_forward().get(q.device(), q.dtype())(qd, kd, vd, mask, causal, scale, out,
-                                                          att);
+  kernels::attention_forward().get(q.device(), q.dtype())(qd, kd, vd, mask, drop, causal, scale,
+                                                          out, att);
   if (grad) {
     autograd::SavedTensor sq(qd, kOp), sk(kd, kOp), sv(vd, kOp), so(out, kOp);
     autograd::record(kOp, {out}, {q, k, v},
-                     [sq, sk, sv, so, att, causal, scale](const std::vector<Tensor>& g) {
+                     [sq, sk, sv, so, att, drop, causal, scale](const std::vector<Tensor>& g) {
                        Tensor q = sq.get(), k = sk.get(), v = sv.get(), out = so.get();
                        Tensor dout = layout_ok_or_copy(g[0]);
                        Tensor dq = empty_heads_like(q, q.size(3));
                        Tensor dk = empty_heads_like(k, k.size(3));
                        Tensor dv = empty_heads_like(v, v.size(3));
                        kernels::attention_backward().get(q.device(), q.dtype())(
-                           dout, q, k, v, out, att, causal, scale, dq, dk, dv);
+                           dout, q, k, v, out, att, drop, causal, scale, dq, dk, dv);
                        return std::vector<Tensor>{dq, dk, dv};
                      });
   }
@@ -183,7 +195,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     return scaled_dot_product_attention_math(q, k, v, attn_mask, dropout_p, is_causal, scale, gen);
   }
   double s = scale.value_or(1.0 / std::sqrt(static_cast<double>(q.size(-1))));
-  return sdpa_fused(q, k, v, attn_mask, is_causal, s);
+  return sdpa_fused(q, k, v, attn_mask, dropout_p, is_causal, s, gen);
 }
 
 }  // namespace moxing

@@ -120,7 +120,9 @@ TEST(Attention, FusedPathRecordsOneNode) {
   Tensor masked = scaled_dot_product_attention(q, q, q, ones({3, 3}, DType::boolean));
   EXPECT_EQ(masked.grad_fn()->name, "scaled_dot_product_attention");
   Tensor dropped = scaled_dot_product_attention(q, q, q, {}, 0.5);
-  EXPECT_EQ(dropped.grad_fn()->name, "matmul");
+  EXPECT_EQ(dropped.grad_fn()->name, "scaled_dot_product_attention");
+  Tensor all_dropped = scaled_dot_product_attention(q, q, q, {}, 1.0);
+  EXPECT_EQ(all_dropped.grad_fn()->name, "matmul");
 }
 
 TEST(Attention, FusedMatchesMath) {
@@ -148,6 +150,35 @@ TEST(Attention, FusedMatchesMathWithMasks) {
                             randn({2, 3, 70, 70}, DType::f32, &gen));
   expect_fused_matches_math({1, 3, 1, 64}, 300, 64, false, false, 49,
                             randn({1, 300}, DType::f32, &gen));
+}
+
+TEST(Attention, FusedDropoutMatchesMathForOneSeed) {
+  for (int64_t T : {1, 70}) {
+    for (bool causal : {false, true}) {
+      Generator data(60);
+      Tensor q = heads_transposed(randn({2, 3, T, 8}, DType::f32, &data));
+      Tensor k = randn({2, 3, 90, 8}, DType::f32, &data),
+             v = randn({2, 3, 90, 8}, DType::f32, &data);
+      Tensor gy = randn({2, 3, T, 8}, DType::f32, &data);
+      Result r[2];
+      for (int fused = 0; fused < 2; ++fused) {
+        Tensor ql = q.detach().requires_grad_(), kl = k.detach().requires_grad_();
+        Tensor vl = v.detach().requires_grad_();
+        Generator gen(61);
+        Tensor y =
+            fused ? scaled_dot_product_attention(ql, kl, vl, {}, 0.2, causal, std::nullopt, &gen)
+                  : scaled_dot_product_attention_math(ql, kl, vl, {}, 0.2, causal, std::nullopt,
+                                                      &gen);
+        y.backward(gy);
+        r[fused] = {y.detach(), ql.grad(), kl.grad(), vl.grad()};
+      }
+      std::string what = "T=" + std::to_string(T) + (causal ? " causal" : "");
+      EXPECT_EQ(moxing::testing::compare(r[1].y, r[0].y, 1e-5, 1e-5), "") << what;
+      EXPECT_EQ(moxing::testing::compare(r[1].dq, r[0].dq, 1e-5, 1e-5), "") << what << " dq";
+      EXPECT_EQ(moxing::testing::compare(r[1].dk, r[0].dk, 1e-5, 1e-5), "") << what << " dk";
+      EXPECT_EQ(moxing::testing::compare(r[1].dv, r[0].dv, 1e-5, 1e-5), "") << what << " dv";
+    }
+  }
 }
 
 TEST(Attention, FloatMaskThatNeedsAGradientGetsOne) {

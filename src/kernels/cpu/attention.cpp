@@ -1,6 +1,7 @@
 // CPU fused attention, one (b, h) head at a time, queries in blocks of kRowBlock rows.
 // Per block: scores = q k^T * scale by one GEMM straight into the attention-weight rows,
-// plus the additive mask if any, softmax in place, out = att v by one GEMM. A causal block
+// plus the additive mask if any, softmax in place, dropout multipliers if any, out = att v by
+// one GEMM. A causal block
 // stops at the key of its last query, so the masked upper triangle is mostly never computed.
 // A single query (KV-cache decoding) takes two GEMVs. Heads run in parallel; BLAS is
 // single-threaded inside the parallel region, so every head is computed the same way whatever the
@@ -198,19 +199,26 @@ struct Mask {
   }
 };
 
-// One head: q (T,HS), k (S,HS), v (S,HSv), mask (T,S) -> o (T,HSv); att (T,S) with row
-// stride S
+// row (L) times the dropout multipliers keep (L) -> dst (L)
+template <class T>
+void drop_row(const T* row, const T* keep, T* dst, int64_t L) {
+  for (int64_t j = 0; j < L; ++j) dst[j] = row[j] * keep[j];
+}
+
+// One head: q (T,HS), k (S,HS), v (S,HSv), mask (T,S), drop (T,S) contiguous or null
+// -> o (T,HSv); att (T,S) with row stride S; pd (kRowBlock,S) scratch for dropped rows
 template <class T>
 void head_forward(HeadMat<const T> q, HeadMat<const T> k, HeadMat<const T> v, const Mask<T>& mask,
-                  HeadMat<T> o, T* att, bool att_is_scratch, int64_t Tq, int64_t S, int64_t HS,
-                  int64_t HSv, bool causal, T scale) {
+                  const T* drop, HeadMat<T> o, T* att, bool att_is_scratch, T* pd, int64_t Tq,
+                  int64_t S, int64_t HS, int64_t HSv, bool causal, T scale) {
   if (Tq == 1) {
     int64_t L = keys_for(0, S, causal);
     gemv(false, L, HS, scale, k.p, k.ld, q.p, att);
     mask.add_row(0, att, L);
     softmax_inplace(att, L);
     std::fill(att + L, att + S, T(0));
-    gemv(true, L, HSv, T(1), v.p, v.ld, att, o.p);
+    if (drop != nullptr) drop_row(att, drop, pd, L);
+    gemv(true, L, HSv, T(1), v.p, v.ld, drop != nullptr ? pd : att, o.p);
     return;
   }
   for (int64_t r0 = 0; r0 < Tq; r0 += kRowBlock) {
@@ -224,19 +232,22 @@ void head_forward(HeadMat<const T> q, HeadMat<const T> k, HeadMat<const T> v, co
       mask.add_row(t, row, Lt);
       softmax_inplace(row, Lt);
       std::fill(row + Lt, row + L, T(0));
+      if (drop != nullptr) drop_row(row, drop + t * S, pd + (t - r0) * S, L);
     }
-    gemm(false, false, rb, HSv, L, T(1), a, S, v.p, v.ld, T(0), o.p + r0 * o.ld, o.ld);
+    gemm(false, false, rb, HSv, L, T(1), drop != nullptr ? pd : a, S, v.p, v.ld, T(0),
+         o.p + r0 * o.ld, o.ld);
   }
 }
 
 template <class T>
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
-                       bool causal, double scale, Tensor& out, Tensor& att) {
+                       const Tensor& drop, bool causal, double scale, Tensor& out, Tensor& att) {
   const int64_t B = q.size(0), NH = q.size(1), Tq = q.size(2), S = k.size(2);
   const int64_t HS = q.size(3), HSv = v.size(3);
   const bool keep = att.defined();
+  const size_t block = static_cast<size_t>(std::min(Tq, kRowBlock) * S);
   parallel_for(0, B * NH, heads_grain(Tq, S, HS, HSv), [&](int64_t begin, int64_t end) {
-    std::vector<T> scratch(keep ? 0 : static_cast<size_t>(std::min(Tq, kRowBlock) * S));
+    std::vector<T> scratch(keep ? 0 : block), pd(drop.defined() ? block : 0);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / NH, h = i % NH;
       T* a = keep ? att.data<T>() + i * Tq * S : scratch.data();
@@ -246,8 +257,9 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
         m = {mask.data<T>() + b * mask.stride(0) + h * mask.stride(1), mask.stride(2),
              mask.stride(3)};
       }
-      head_forward<T>({qh.p, qh.ld}, {kh.p, kh.ld}, {vh.p, vh.ld}, m, head<T>(out, b, h), a, !keep,
-                      Tq, S, HS, HSv, causal, static_cast<T>(scale));
+      const T* dh = drop.defined() ? drop.data<T>() + i * Tq * S : nullptr;
+      head_forward<T>({qh.p, qh.ld}, {kh.p, kh.ld}, {vh.p, vh.ld}, m, dh, head<T>(out, b, h), a,
+                      !keep, pd.data(), Tq, S, HS, HSv, causal, static_cast<T>(scale));
     }
   });
 }
@@ -258,12 +270,14 @@ void zero_rows(HeadMat<T> m, int64_t R, int64_t C) {
   for (int64_t r = 0; r < R; ++r) std::fill(m.p + r * m.ld, m.p + r * m.ld + C, T(0));
 }
 
-// One head's backward; ds (kRowBlock, S) scratch. dk, dv accumulate over the query blocks.
+// One head's backward; ds, pd (kRowBlock, S) scratch. dk, dv accumulate over the query
+// blocks. With dropout (multipliers drop), dv = (att * drop)^T dout and datt = drop * (dout v^T);
+// rowsum(dout * out) is still rowsum(att * datt).
 template <class T>
 void head_backward(HeadMat<const T> dout, HeadMat<const T> q, HeadMat<const T> k,
-                   HeadMat<const T> v, HeadMat<const T> out, const T* att, HeadMat<T> dq,
-                   HeadMat<T> dk, HeadMat<T> dv, T* ds, int64_t Tq, int64_t S, int64_t HS,
-                   int64_t HSv, bool causal, T scale) {
+                   HeadMat<const T> v, HeadMat<const T> out, const T* att, const T* drop,
+                   HeadMat<T> dq, HeadMat<T> dk, HeadMat<T> dv, T* ds, T* pd, int64_t Tq, int64_t S,
+                   int64_t HS, int64_t HSv, bool causal, T scale) {
   zero_rows(dk, S, HS);
   zero_rows(dv, S, HSv);
   for (int64_t r0 = 0; r0 < Tq; r0 += kRowBlock) {
@@ -271,13 +285,22 @@ void head_backward(HeadMat<const T> dout, HeadMat<const T> q, HeadMat<const T> k
     const int64_t L = keys_for(r1 - 1, S, causal);
     const T* a = att + r0 * S;
     const T* dob = dout.p + r0 * dout.ld;
-    gemm(true, false, L, HSv, rb, T(1), a, S, dob, dout.ld, T(1), dv.p, dv.ld);
+    if (drop != nullptr) {
+      for (int64_t t = r0; t < r1; ++t) {
+        drop_row(a + (t - r0) * S, drop + t * S, pd + (t - r0) * L, L);
+      }
+      gemm(true, false, L, HSv, rb, T(1), pd, L, dob, dout.ld, T(1), dv.p, dv.ld);
+    } else {
+      gemm(true, false, L, HSv, rb, T(1), a, S, dob, dout.ld, T(1), dv.p, dv.ld);
+    }
     gemm(false, true, rb, L, HSv, T(1), dob, dout.ld, v.p, v.ld, T(0), ds, L);
     for (int64_t t = r0; t < r1; ++t) {
+      T* dst = ds + (t - r0) * L;
+      if (drop != nullptr) drop_row(dst, drop + t * S, dst, L);
       const T* dot = dout.p + t * dout.ld;
       const T* ot = out.p + t * out.ld;
       T d = dot_product(dot, ot, HSv);  // rowsum(dout * out) = rowsum(att * datt)
-      softmax_grad(ds + (t - r0) * L, a + (t - r0) * S, d, L);
+      softmax_grad(dst, a + (t - r0) * S, d, L);
     }
     gemm(false, false, rb, HS, L, scale, ds, L, k.p, k.ld, T(0), dq.p + r0 * dq.ld, dq.ld);
     gemm(true, false, L, HS, rb, scale, ds, L, q.p + r0 * q.ld, q.ld, T(1), dk.p, dk.ld);
@@ -286,21 +309,23 @@ void head_backward(HeadMat<const T> dout, HeadMat<const T> q, HeadMat<const T> k
 
 template <class T>
 void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                        const Tensor& out, const Tensor& att, bool causal, double scale, Tensor& dq,
-                        Tensor& dk, Tensor& dv) {
+                        const Tensor& out, const Tensor& att, const Tensor& drop, bool causal,
+                        double scale, Tensor& dq, Tensor& dk, Tensor& dv) {
   const int64_t B = q.size(0), NH = q.size(1), Tq = q.size(2), S = k.size(2);
   const int64_t HS = q.size(3), HSv = v.size(3);
+  const size_t block = static_cast<size_t>(std::min(Tq, kRowBlock) * S);
   parallel_for(0, B * NH, heads_grain(Tq, S, HS, HSv), [&](int64_t begin, int64_t end) {
-    std::vector<T> ds(static_cast<size_t>(std::min(Tq, kRowBlock) * S));
+    std::vector<T> ds(block), pd(drop.defined() ? block : 0);
     for (int64_t i = begin; i < end; ++i) {
       const int64_t b = i / NH, h = i % NH;
       auto c = [&](const Tensor& t) {
         auto m = head<T>(t, b, h);
         return HeadMat<const T>{m.p, m.ld};
       };
-      head_backward<T>(c(dout), c(q), c(k), c(v), c(out), att.data<T>() + i * Tq * S,
-                       head<T>(dq, b, h), head<T>(dk, b, h), head<T>(dv, b, h), ds.data(), Tq, S,
-                       HS, HSv, causal, static_cast<T>(scale));
+      const T* dh = drop.defined() ? drop.data<T>() + i * Tq * S : nullptr;
+      head_backward<T>(c(dout), c(q), c(k), c(v), c(out), att.data<T>() + i * Tq * S, dh,
+                       head<T>(dq, b, h), head<T>(dk, b, h), head<T>(dv, b, h), ds.data(),
+                       pd.data(), Tq, S, HS, HSv, causal, static_cast<T>(scale));
     }
   });
 }
