@@ -1,6 +1,7 @@
 // `moxing bench-attention`: scaled_dot_product_attention through the fused kernel against the
 // composite (scaled_dot_product_attention_math) in the same run: a GPT-2-small training
-// shape (forward + backward, causal) and KV-cache decoding steps (one query, S cached keys).
+// shape (forward + backward, causal, without and with attention dropout), its inference
+// forward, and KV-cache decoding steps (one query, S cached keys).
 // The PyTorch peer is measured by a script, not here.
 #include <algorithm>
 #include <chrono>
@@ -43,20 +44,22 @@ struct Row {
   double fused_ms, math_ms;
 };
 
-// forward + backward at (B,NH,T,HS), causal
-Row training_step(int64_t B, int64_t NH, int64_t T, int64_t HS, int reps) {
+// forward + backward at (B,NH,T,HS), causal, with attention dropout p
+Row training_step(int64_t B, int64_t NH, int64_t T, int64_t HS, double p, int reps) {
   Generator gen(1);
   Tensor q = heads_view(B, NH, T, HS, gen), k = heads_view(B, NH, T, HS, gen);
   Tensor v = heads_view(B, NH, T, HS, gen), gy = heads_view(B, NH, T, HS, gen);
   auto step = [&](bool fused) {
     Tensor ql = q.detach().requires_grad_(), kl = k.detach().requires_grad_();
     Tensor vl = v.detach().requires_grad_();
-    Tensor y = fused ? scaled_dot_product_attention(ql, kl, vl, {}, 0.0, true)
-                     : scaled_dot_product_attention_math(ql, kl, vl, {}, 0.0, true);
+    Tensor y = fused
+                   ? scaled_dot_product_attention(ql, kl, vl, {}, p, true, std::nullopt, &gen)
+                   : scaled_dot_product_attention_math(ql, kl, vl, {}, p, true, std::nullopt, &gen);
     y.backward(gy);
   };
   std::string name = "fwd+bwd causal (" + std::to_string(B) + "," + std::to_string(NH) + "," +
                      std::to_string(T) + "," + std::to_string(HS) + ")";
+  if (p > 0.0) name += " p=" + std::to_string(p).substr(0, 3);
   return {name, median_ms(reps, [&] { step(true); }), median_ms(reps, [&] { step(false); })};
 }
 
@@ -96,7 +99,8 @@ int run(const Options& opt) {
   if (opt.threads > 0) set_num_threads(opt.threads);
   const int reps = opt.quick ? 2 : 20;
   std::vector<Row> rows;
-  rows.push_back(training_step(4, 12, 256, 64, opt.quick ? 1 : 10));
+  rows.push_back(training_step(4, 12, 256, 64, 0.0, opt.quick ? 1 : 10));
+  rows.push_back(training_step(4, 12, 256, 64, 0.1, opt.quick ? 1 : 10));
   rows.push_back(inference_forward(4, 12, 256, 64, opt.quick ? 1 : 10));
   for (int64_t S : {1, 128, 512, 1024}) rows.push_back(decode_step(12, S, 64, reps * 10));
   if (opt.json) {
