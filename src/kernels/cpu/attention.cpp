@@ -1,11 +1,10 @@
 // CPU fused attention, one (b, h) head at a time, queries in blocks of kRowBlock rows.
-// Per block: scores = q k^T * scale by one GEMM straight into the attention-weight rows,
-// plus the additive mask if any, softmax in place, dropout multipliers if any, out = att v by
-// one GEMM. A causal block
-// stops at the key of its last query, so the masked upper triangle is mostly never computed.
-// A single query (KV-cache decoding) takes two GEMVs. Heads run in parallel; BLAS is
-// single-threaded inside the parallel region, so every head is computed the same way whatever the
-// thread count.
+// Per block: scores = q k^T * scale by one GEMM straight into the attention-weight rows, plus
+// the additive mask if any, softmax in place, dropout multipliers if any, out = att v by one
+// GEMM. A causal block stops at the key of its last query, so the masked upper triangle is
+// mostly never computed. A single query (KV-cache decoding) takes two GEMVs. Heads run in
+// parallel; BLAS is single-threaded inside the parallel region, so every head is computed the
+// same way whatever the thread count.
 #include <cblas.h>
 
 #include <algorithm>
@@ -159,8 +158,8 @@ T dot_product(const T* x, const T* y, int64_t n) {
   return static_cast<T>(sum);
 }
 
-// Heads per parallel chunk: enough multiply-adds (about 2^16, tens of microseconds) that
-// waking a second thread pays off, so a decoding step over short caches stays on one thread.
+// Heads per parallel chunk: enough multiply-adds (2^16, a few microseconds) to pay for waking
+// a second thread, so a decoding step over a short cache stays on one thread.
 int64_t heads_grain(int64_t Tq, int64_t S, int64_t HS, int64_t HSv) {
   int64_t per_head = std::max<int64_t>(1, Tq * S * (HS + HSv));
   return std::max<int64_t>(1, (int64_t{1} << 16) / per_head);
