@@ -1,5 +1,5 @@
-// Scaled dot-product attention as a composite of matmul, softmax and dropout; the plain
-// reference that any fused attention kernel will be tested against.
+// Scaled dot-product attention: a fused kernel for the common cases (causal or a constant
+// mask, dropout) and the composite of matmul, softmax and dropout it is tested against.
 #pragma once
 
 #include <optional>
@@ -19,5 +19,15 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                     bool is_causal = false,
                                     std::optional<double> scale = std::nullopt,
                                     Generator* gen = nullptr);
+
+/// The same op written with matmul, masked_fill / add, softmax and dropout (each recording its
+/// own backward): the reference for the fused kernel, which scaled_dot_product_attention uses
+/// for 3-D/4-D q, k, v with equal leading dims, dropout_p < 1 and an attn_mask (4-D q only)
+/// that needs no gradient. Both draw the same dropout mask from the same generator state.
+Tensor scaled_dot_product_attention_math(const Tensor& q, const Tensor& k, const Tensor& v,
+                                         const Tensor& attn_mask = Tensor(), double dropout_p = 0.0,
+                                         bool is_causal = false,
+                                         std::optional<double> scale = std::nullopt,
+                                         Generator* gen = nullptr);
 
 }  // namespace moxing
