@@ -5,8 +5,6 @@
 // mostly never computed. A single query (KV-cache decoding) takes two GEMVs. Heads run in
 // parallel; BLAS is single-threaded inside the parallel region, so every head is computed the
 // same way whatever the thread count.
-#include <cblas.h>
-
 #include <algorithm>
 #include <climits>
 #include <cmath>
@@ -14,6 +12,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/vec_math.h"
 #include "moxing/core/parallel.h"
 
@@ -24,28 +23,10 @@ namespace {
 // most of the masked triangle (about 60% of the full scores at T = 256).
 constexpr int64_t kRowBlock = 64;
 
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
-              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
-}
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
-              static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
-}
-// y = alpha * op(A) x, A (M,N) row-major
-void gemv(bool ta, int64_t M, int64_t N, float alpha, const float* A, int64_t lda, const float* x,
-          float* y) {
-  cblas_sgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, static_cast<int>(M),
-              static_cast<int>(N), alpha, A, static_cast<int>(lda), x, 1, 0.0f, y, 1);
-}
-void gemv(bool ta, int64_t M, int64_t N, double alpha, const double* A, int64_t lda,
-          const double* x, double* y) {
-  cblas_dgemv(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, static_cast<int>(M),
-              static_cast<int>(N), alpha, A, static_cast<int>(lda), x, 1, 0.0, y, 1);
+// y (1,N) = alpha x (1,K) op(A): a one-row GEMM, which gemm runs as GEMV
+template <class T>
+void row_times(bool ta, int64_t N, int64_t K, T alpha, const T* x, const T* A, int64_t lda, T* y) {
+  gemm<T>(false, ta, 1, N, K, alpha, x, K, A, lda, T(0), y, N);
 }
 
 // x (L): one row of scores, replaced by its softmax. 16 lanes keep the loops vectorizable;
@@ -212,12 +193,12 @@ void head_forward(HeadMat<const T> q, HeadMat<const T> k, HeadMat<const T> v, co
                   int64_t S, int64_t HS, int64_t HSv, bool causal, T scale) {
   if (Tq == 1) {
     int64_t L = keys_for(0, S, causal);
-    gemv(false, L, HS, scale, k.p, k.ld, q.p, att);
+    row_times(true, L, HS, scale, q.p, k.p, k.ld, att);  // att = q k^T
     mask.add_row(0, att, L);
     softmax_inplace(att, L);
     std::fill(att + L, att + S, T(0));
     if (drop != nullptr) drop_row(att, drop, pd, L);
-    gemv(true, L, HSv, T(1), v.p, v.ld, drop != nullptr ? pd : att, o.p);
+    row_times(false, HSv, L, T(1), drop != nullptr ? pd : att, v.p, v.ld, o.p);  // o = att v
     return;
   }
   for (int64_t r0 = 0; r0 < Tq; r0 += kRowBlock) {
