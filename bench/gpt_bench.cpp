@@ -1,0 +1,145 @@
+// `moxing bench-gpt`: a GPT-2 model with random weights (GPT-2 small by default: 12 layers,
+// 12 heads, width 768, 50257 tokens), timed as bench/peer/gpt_torch.py times PyTorch and
+// transformers: one AdamW training step on batch x seq random tokens (forward, loss,
+// backward, optimizer step; dropout 0), and greedy KV-cache generation of new-tokens tokens
+// after a prompt-tokens prompt. Prints the timings and the process's peak resident memory;
+// bench/gpt_vs_peers.sh runs both sides and prints the ratios.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "../tools/moxing/command.h"
+#include "moxing/models/generation.h"
+#include "moxing/moxing.h"
+
+namespace moxing::tools {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct GptBenchOptions {
+  std::string task = "train";
+  int threads = 0;
+  int64_t layers = 12, heads = 12, width = 768, vocab = 50257, positions = 1024;
+  int64_t batch = 4, seq = 256, steps = 3;
+  int64_t prompt_tokens = 32, new_tokens = 128;
+  bool json = false;
+};
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+int run_gpt_bench(const GptBenchOptions& o) {
+  MOXING_CHECK(o.task == "train" || o.task == "generate",
+               "bench-gpt: --task must be train or generate, got {}", o.task);
+  if (o.threads > 0) set_num_threads(o.threads);
+  models::GPTConfig c;
+  c.n_layer = o.layers;
+  c.n_head = o.heads;
+  c.n_embd = o.width;
+  c.vocab_size = o.vocab;
+  c.n_positions = o.positions;
+  c.resid_pdrop = c.embd_pdrop = c.attn_pdrop = 0.0;
+  Generator gen(0);
+  models::GPT model(c, &gen);
+  nlohmann::json out = {{"peer", "moxing"},         {"task", o.task},
+                        {"threads", num_threads()}, {"layers", o.layers},
+                        {"width", o.width},         {"heads", o.heads},
+                        {"vocab", o.vocab},         {"parameters", model.num_parameters()}};
+  if (o.task == "train") {
+    model.train();
+    optim::ParamGroup decay, no_decay;
+    decay.options["weight_decay"] = 0.1;
+    no_decay.options["weight_decay"] = 0.0;
+    for (const auto& [name, p] : model.named_parameters()) {
+      (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
+    }
+    auto opt = optim::make_optimizer("adamw", {decay, no_decay}, {{"lr", 3e-4}});
+    Tensor x = randint(0, o.vocab, {o.batch, o.seq}, DType::i64, &gen);
+    auto step = [&] {
+      Tensor logits = model.forward(x);  // (B,T,V)
+      // labels = inputs shifted by one, as transformers' loss does with labels=input_ids
+      Tensor pred = logits.narrow(1, 0, o.seq - 1).reshape({o.batch * (o.seq - 1), o.vocab});
+      Tensor target = x.narrow(1, 1, o.seq - 1).reshape({o.batch * (o.seq - 1)});
+      Tensor loss = cross_entropy(pred, target);
+      loss.backward();
+      opt->step();
+      opt->zero_grad();
+      return loss.item<float>();
+    };
+    step();
+    std::vector<double> times;
+    for (int64_t i = 0; i < o.steps; ++i) {
+      auto t = Clock::now();
+      step();
+      times.push_back(seconds_since(t));
+    }
+    double mean = 0;
+    for (double t : times) mean += t / static_cast<double>(times.size());
+    out["batch"] = o.batch;
+    out["seq"] = o.seq;
+    out["step_seconds"] = mean;
+    out["step_seconds_min"] = *std::min_element(times.begin(), times.end());
+  } else {
+    Tensor p = randint(0, o.vocab, {o.prompt_tokens}, DType::i64, &gen);
+    std::vector<int32_t> prompt;
+    for (int64_t v : p.to_vector<int64_t>()) prompt.push_back(static_cast<int32_t>(v));
+    models::SamplingConfig s;
+    s.greedy = true;
+    s.max_new_tokens = 4;
+    models::generate(model, prompt, s);  // warm-up
+    s.max_new_tokens = o.new_tokens;
+    auto t = Clock::now();
+    std::vector<int32_t> ids = models::generate(model, prompt, s);
+    double secs = seconds_since(t);
+    out["prompt_tokens"] = o.prompt_tokens;
+    out["new_tokens"] = ids.size();
+    out["seconds"] = secs;
+    out["tokens_per_s"] = static_cast<double>(ids.size()) / secs;
+  }
+  out["peak_rss_mb"] = peak_rss_mb();
+  if (o.json) {
+    std::cout << out.dump() << "\n";
+  } else {
+    std::cout << out.dump(2) << "\n";
+  }
+  return 0;
+}
+
+Command add_gpt_bench_command(CLI::App& app) {
+  auto o = std::make_shared<GptBenchOptions>();
+  auto* cmd = app.add_subcommand(
+      "bench-gpt",
+      "Time a GPT-2 training step or KV-cache generation (peer: bench/peer/gpt_torch.py)");
+  cmd->add_option("--task", o->task, "train (one AdamW step) or generate (greedy, KV cache)");
+  cmd->add_option("--threads", o->threads, "Threads (default: MOXING_NUM_THREADS or all cores)");
+  cmd->add_option("--layers", o->layers, "n_layer (default 12)");
+  cmd->add_option("--heads", o->heads, "n_head (default 12)");
+  cmd->add_option("--width", o->width, "n_embd (default 768)");
+  cmd->add_option("--vocab", o->vocab, "vocab_size (default 50257)");
+  cmd->add_option("--positions", o->positions, "n_positions (default 1024)");
+  cmd->add_option("--batch", o->batch, "Training batch (default 4)");
+  cmd->add_option("--seq", o->seq, "Training sequence length (default 256)");
+  cmd->add_option("--steps", o->steps, "Timed training steps after one warm-up (default 3)");
+  cmd->add_option("--prompt-tokens", o->prompt_tokens, "Prompt length (default 32)");
+  cmd->add_option("--new-tokens", o->new_tokens, "Tokens to generate (default 128)");
+  cmd->add_flag("--json", o->json, "One JSON line");
+  return {cmd, [o] { return run_gpt_bench(*o); }};
+}
+
+MOXING_CLI_COMMAND(add_gpt_bench_command);
+
+}  // namespace
+}  // namespace moxing::tools
