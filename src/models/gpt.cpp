@@ -271,14 +271,21 @@ Tensor GPTBlock::forward(const Tensor& x, Tensor* k_cache, Tensor* v_cache, int6
 }
 
 GPTModel::GPTModel(const GPTConfig& config, Generator* gen, bool init_weights) {
-  wte = register_module(
-      "wte", std::make_shared<nn::Embedding>(config.vocab_size, config.n_embd, std::nullopt, gen));
-  wpe = register_module(
-      "wpe", std::make_shared<nn::Embedding>(config.n_positions, config.n_embd, std::nullopt, gen));
-  if (init_weights) {
-    nn::init::normal_(wte->weight, 0.0, config.initializer_range, gen);
-    nn::init::normal_(wpe->weight, 0.0, config.initializer_range, gen);
-  }
+  auto embedding = [&](const char* name, int64_t rows) {
+    if (init_weights) {
+      auto e = std::make_shared<nn::Embedding>(rows, config.n_embd, std::nullopt, gen);
+      nn::init::normal_(e->weight, 0.0, config.initializer_range, gen);
+      return register_module(name, e);
+    }
+    // a model about to be loaded: built with one row, then given its table unset, so that
+    // no (V,C) N(0,1) draws are made only to be overwritten
+    auto e = std::make_shared<nn::Embedding>(1, config.n_embd, std::nullopt, gen);
+    e->weight = e->register_parameter("weight", empty({rows, config.n_embd}));
+    e->num_embeddings = rows;
+    return register_module(name, e);
+  };
+  wte = embedding("wte", config.vocab_size);
+  wpe = embedding("wpe", config.n_positions);
   drop = register_module("drop", std::make_shared<nn::Dropout>(config.embd_pdrop, gen));
   h = register_module("h", std::make_shared<nn::ModuleList>());
   for (int64_t l = 0; l < config.n_layer; ++l)
