@@ -630,6 +630,9 @@ std::vector<AddedToken> added_tokens_from_json(const nlohmann::json& j) {
     at.lstrip = flag("lstrip", false);
     at.rstrip = flag("rstrip", false);
     at.normalized = flag("normalized", !at.special);
+    if (at.single_word) {
+      fail("tokenizer.json: added token '{}': \"single_word\": true is not supported", at.content);
+    }
     out.push_back(std::move(at));
   }
   return out;

@@ -256,6 +256,9 @@ TEST(Bpe, MalformedTokenizerJsonErrors) {
   j = good;
   j["model"]["merges"].push_back("zzz qqq");
   expect_error(j.dump(), "token 'zzz' is not in the vocab");
+  j = good;
+  j["added_tokens"][0]["single_word"] = true;
+  expect_error(j.dump(), "single_word");
   std::string text = good.dump();
   expect_error(text.substr(0, text.size() / 2), "not valid JSON");
   try {
