@@ -153,7 +153,12 @@ ByteLevelBPE::ByteLevelBPE(std::unordered_map<std::string, int32_t> vocab,
     check_utf8(a.content, "bpe: added token");
     max_id = std::max(max_id, a.id);
   }
-  const size_t n = static_cast<size_t>(max_id + 1);
+  const size_t n = static_cast<size_t>(max_id) + 1;
+  // Ids may leave gaps, but not so many that a corrupt file allocates gigabytes.
+  const size_t known = token_to_id_.size() + added_.size();
+  if (n > 4 * known + 1024) {
+    fail("bpe: id {} is far beyond the {} tokens (ids should be 0..{})", max_id, known, known - 1);
+  }
   id_to_token_.assign(n, "");
   bytes_.assign(n, "");
   special_.assign(n, 0);
@@ -360,8 +365,8 @@ void ByteLevelBPE::merge_word(std::vector<int32_t>& s) const {
   }
   std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap;
   auto push = [&](int32_t i) {
+    if (i < 0 || next[i] < 0) return;
     int32_t j = next[i];
-    if (i < 0 || j < 0) return;
     if (const auto* slot = table.find(s[i], s[j])) heap.push({slot->rank, i, s[i], s[j], slot->id});
   };
   for (size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
@@ -500,10 +505,8 @@ ByteLevelBPE ByteLevelBPE::from_vocab_merges(const std::string& vocab_json,
   if (!vj.is_object()) fail("{}: expected an object token -> id", vocab_json);
   std::unordered_map<std::string, int32_t> vocab;
   for (auto it = vj.begin(); it != vj.end(); ++it) {
-    if (!it.value().is_number_integer()) {
-      fail("{}: the id of token '{}' is not an integer", vocab_json, it.key());
-    }
-    vocab[it.key()] = it.value().get<int32_t>();
+    vocab[it.key()] =
+        detail::id_from_json(it.value(), fmt::format("{}: token '{}'", vocab_json, it.key()));
   }
   std::istringstream in(read_file(merges_txt));
   auto merges = parse_merges_lines(in, merges_txt);
@@ -572,10 +575,7 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
   if (!vj || !vj->is_object()) fail("tokenizer.json: model has no \"vocab\" object");
   std::unordered_map<std::string, int32_t> vocab;
   for (auto it = vj->begin(); it != vj->end(); ++it) {
-    if (!it.value().is_number_integer()) {
-      fail("tokenizer.json: the id of token '{}' is not an integer", it.key());
-    }
-    vocab[it.key()] = it.value().get<int32_t>();
+    vocab[it.key()] = id_from_json(it.value(), fmt::format("tokenizer.json: token '{}'", it.key()));
   }
   std::vector<std::pair<std::string, std::string>> merges;
   if (auto mj = get(*model, "merges")) {
@@ -618,7 +618,8 @@ std::vector<AddedToken> added_tokens_from_json(const nlohmann::json& j) {
            t.dump());
     }
     AddedToken at;
-    at.id = id->get<int32_t>();
+    at.id = id_from_json(
+        *id, fmt::format("tokenizer.json: added token '{}'", content->get<std::string>()));
     at.content = content->get<std::string>();
     auto flag = [&](const char* k, bool def) {
       auto v = get(t, k);
@@ -629,6 +630,9 @@ std::vector<AddedToken> added_tokens_from_json(const nlohmann::json& j) {
     at.lstrip = flag("lstrip", false);
     at.rstrip = flag("rstrip", false);
     at.normalized = flag("normalized", !at.special);
+    if (at.single_word) {
+      fail("tokenizer.json: added token '{}': \"single_word\": true is not supported", at.content);
+    }
     out.push_back(std::move(at));
   }
   return out;
@@ -646,6 +650,14 @@ nlohmann::ordered_json added_tokens_to_json(const std::vector<AddedToken>& added
                    {"special", a.special}});
   }
   return out;
+}
+
+int32_t id_from_json(const nlohmann::json& v, const std::string& what) {
+  if (!v.is_number_integer()) fail("{}: the id {} is not an integer", what, v.dump());
+  int64_t id = v.get<int64_t>();
+  if (v.is_number_unsigned() && v.get<uint64_t>() > INT32_MAX) id = -1;
+  if (id < 0 || id > INT32_MAX) fail("{}: the id {} is out of range [0, 2^31)", what, v.dump());
+  return static_cast<int32_t>(id);
 }
 
 void write_text_file(const std::string& path, const std::string& text) {

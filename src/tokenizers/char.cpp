@@ -242,10 +242,7 @@ CharTokenizer char_from_json(const nlohmann::json& j) {
   if (vj == model.end() || !vj->is_object()) fail("tokenizer.json: model has no \"vocab\" object");
   std::map<int32_t, std::string> by_id;
   for (auto it = vj->begin(); it != vj->end(); ++it) {
-    if (!it.value().is_number_integer()) {
-      fail("tokenizer.json: the id of token '{}' is not an integer", it.key());
-    }
-    by_id[it.value().get<int32_t>()] = it.key();
+    by_id[id_from_json(it.value(), fmt::format("tokenizer.json: token '{}'", it.key()))] = it.key();
   }
   std::vector<std::string> tokens;
   for (const auto& [id, t] : by_id) {

@@ -17,6 +17,8 @@ CharTokenizer char_from_json(const nlohmann::json& j);
 std::vector<AddedToken> added_tokens_from_json(const nlohmann::json& j);
 /// The "added_tokens" array as HF writes it.
 nlohmann::ordered_json added_tokens_to_json(const std::vector<AddedToken>& added);
+/// A token id from JSON: an integer in [0, 2^31); what names it in the error.
+int32_t id_from_json(const nlohmann::json& v, const std::string& what);
 /// Writes text to path (throws naming the path on failure).
 void write_text_file(const std::string& path, const std::string& text);
 

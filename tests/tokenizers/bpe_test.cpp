@@ -256,6 +256,9 @@ TEST(Bpe, MalformedTokenizerJsonErrors) {
   j = good;
   j["model"]["merges"].push_back("zzz qqq");
   expect_error(j.dump(), "token 'zzz' is not in the vocab");
+  j = good;
+  j["added_tokens"][0]["single_word"] = true;
+  expect_error(j.dump(), "single_word");
   std::string text = good.dump();
   expect_error(text.substr(0, text.size() / 2), "not valid JSON");
   try {
@@ -299,4 +302,33 @@ TEST(Bpe, EncodeFromSeveralThreads) {
   }
   for (auto& th : threads) th.join();
   for (int t = 0; t < 4; ++t) EXPECT_EQ(bad[t], 0) << "thread " << t;
+}
+
+TEST(Bpe, CorruptFilesThrowMoxingErrorsOnly) {
+  // Truncations and byte changes of real files either load or throw moxing::Error.
+  std::string dir = temp_dir("corrupt");
+  fs::create_directories(dir);
+  std::mt19937 rng(11);
+  for (const char* name : {"/bpe/tokenizer.json", "/char/tokenizer.json"}) {
+    std::ifstream in(kDir + name, std::ios::binary);
+    std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (int k = 0; k < 120; ++k) {
+      std::string bad = good;
+      if (k % 2 == 0) {
+        bad.resize(rng() % good.size());
+      } else {
+        for (int m = 0; m < 3; ++m)
+          bad[rng() % bad.size()] = static_cast<char>("0-9\":,{}[]x\xff"[rng() % 12]);
+      }
+      std::ofstream(dir + "/tokenizer.json", std::ios::binary) << bad;
+      try {
+        auto tok = load_tokenizer(dir + "/tokenizer.json");
+        tok->decode(tok->encode("probe text 中文 <|endoftext|>"));
+      } catch (const moxing::Error&) {
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "not a moxing::Error: " << e.what();
+      }
+    }
+  }
+  fs::remove_all(dir);
 }

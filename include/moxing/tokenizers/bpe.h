@@ -33,6 +33,7 @@ struct AddedToken {
   int32_t id = 0;
   std::string content;
   bool special = true;
+  /// Kept for saving; a tokenizer.json with single_word true is refused when loaded.
   bool single_word = false;
   bool lstrip = false;
   bool rstrip = false;
