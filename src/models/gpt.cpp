@@ -392,13 +392,7 @@ std::shared_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
   fs::path config_path = fs::path(dir) / "config.json";
   fs::path weights_path = fs::path(dir) / "model.safetensors";
   MOXING_CHECK(fs::exists(config_path), "model directory {} has no config.json", dir);
-  if (!fs::exists(weights_path) && fs::exists(fs::path(dir) / "model.safetensors.index.json")) {
-    fail(
-        "model directory {} holds a sharded checkpoint (model.safetensors.index.json); moxing "
-        "reads one model.safetensors",
-        dir);
-  }
-  MOXING_CHECK(fs::exists(weights_path), "model directory {} has no model.safetensors", dir);
+  // the architecture first: a folder of another model fails on that, not on its files
   GPTConfig config;
   try {
     config = GPTConfig::from_json(read_text(config_path.string()));
@@ -409,6 +403,13 @@ std::shared_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
     if (msg.compare(0, prefix.size(), prefix) == 0) msg = msg.substr(prefix.size());
     fail("{}:{}", config_path.string(), msg);
   }
+  if (!fs::exists(weights_path) && fs::exists(fs::path(dir) / "model.safetensors.index.json")) {
+    fail(
+        "model directory {} holds a sharded checkpoint (model.safetensors.index.json); moxing "
+        "reads one model.safetensors",
+        dir);
+  }
+  MOXING_CHECK(fs::exists(weights_path), "model directory {} has no model.safetensors", dir);
   SafetensorsFile file = load_safetensors(weights_path.string());
   std::shared_ptr<GPT> model(new GPT(config, nullptr, false));
 

@@ -12,24 +12,13 @@
 
 #include "moxing/moxing.h"
 
+#include "cli_run.h"
+
 namespace {
 
-struct Result {
-  int code;
-  std::string out;
-};
+using Result = moxing::testing::CliResult;
 
-Result run(const std::string& args) {
-  std::string cmd = std::string(MOXING_CLI) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  EXPECT_NE(p, nullptr);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+Result run(const std::string& args) { return moxing::testing::run_cli(args); }
 
 }  // namespace
 
