@@ -236,6 +236,7 @@ void Config::validate() const {
                  "config: [model] dropout must be in [0, 1), got {}", model.dropout);
     MOXING_CHECK(!data.files.empty(), "config: [data] files lists no text files");
     check_one_of("[data] format", data.format, {"fortune", "lines", "text"});
+    check_one_of("[data] invalid_utf8", data.invalid_utf8, {"error", "replace"});
     MOXING_CHECK(data.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}",
                  data.vocab_size);
     MOXING_CHECK(data.tokenizer != "bpe" || data.vocab_size > 256,

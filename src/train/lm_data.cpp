@@ -89,13 +89,22 @@ std::vector<std::string> split_documents(std::string_view text, const std::strin
   return docs;
 }
 
-std::vector<std::string> read_documents(const std::string& path, const std::string& format) {
+std::vector<std::string> read_documents(const std::string& path, const std::string& format,
+                                        bool replace_invalid) {
   MOXING_CHECK(fs::exists(path),
                "text file {} does not exist (for the fortunes corpora install the Debian "
                "packages fortunes and fortunes-zh: scripts/setup does)",
                path);
   std::string text = read_text_file(path);
-  tokenizers::check_utf8(text, "text file " + path);
+  if (replace_invalid) {
+    text = tokenizers::replace_invalid_utf8(text);
+  } else {
+    try {
+      tokenizers::check_utf8(text, "text file " + path);
+    } catch (const Error& e) {
+      fail("{}; or set [data] invalid_utf8 = \"replace\"", e.what());
+    }
+  }
   return split_documents(text, format);
 }
 
@@ -161,6 +170,7 @@ nlohmann::json data_key(const Config& config) {
           {"format", d.at("format")},
           {"tokenizer", d.at("tokenizer")},
           {"vocab_size", d.at("vocab_size")},
+          {"invalid_utf8", d.at("invalid_utf8")},
           {"val_fraction", d.at("val_fraction")},
           {"seed", config.train.seed}};
 }
@@ -208,7 +218,7 @@ LMData prepare_lm_data(const Config& config, const std::string& out_dir, bool pr
   auto start = std::chrono::steady_clock::now();
   std::vector<std::string> docs;
   for (const auto& f : d.files) {
-    std::vector<std::string> part = read_documents(f, d.format);
+    std::vector<std::string> part = read_documents(f, d.format, d.invalid_utf8 == "replace");
     MOXING_CHECK(!part.empty(), "text file {} holds no documents (format {})", f, d.format);
     docs.insert(docs.end(), std::make_move_iterator(part.begin()),
                 std::make_move_iterator(part.end()));

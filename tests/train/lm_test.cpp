@@ -70,8 +70,8 @@ weight_decay = 0.1
 name = "cosine"
 warmup_steps = 5
 [train]
-steps = 60
-eval_every = 30
+steps = 100
+eval_every = 50
 checkpoint_every = 20
 clip_grad_norm = 1.0
 best_metric = "val/loss"
@@ -109,6 +109,8 @@ TEST(LMData, InvalidUtf8AndMissingFilesAreNamed) {
   std::string e = error_of([&] { train::read_documents((d / "bad.txt").string(), "fortune"); });
   EXPECT_TRUE(contains(e, "bad.txt")) << e;
   EXPECT_TRUE(contains(e, "byte 11")) << e;
+  EXPECT_EQ(train::read_documents((d / "bad.txt").string(), "fortune", true),
+            (std::vector<std::string>{"good", "bad \xEF\xBF\xBD here"}));
   e = error_of([&] { train::read_documents((d / "none.txt").string(), "lines"); });
   EXPECT_TRUE(contains(e, "does not exist")) << e;
 }
@@ -173,7 +175,7 @@ TEST(LMTrainer, LearnsResumesExactlyAndWritesAModelFolder) {
   train::TrainSummary full = train::fit_lm(c, quiet(d / "full"));
   ASSERT_TRUE(full.val_loss && full.baseline_loss);
   EXPECT_LT(*full.val_loss, 0.75 * *full.baseline_loss);
-  EXPECT_EQ(full.steps, 60);
+  EXPECT_EQ(full.steps, 100);
 
   train::TrainOptions part = quiet(d / "resumed");
   part.stop_after_step = 25;
@@ -182,7 +184,7 @@ TEST(LMTrainer, LearnsResumesExactlyAndWritesAModelFolder) {
   train::TrainOptions rest = quiet(d / "resumed");
   rest.resume = true;
   train::TrainSummary second = train::fit_lm(c, rest);
-  EXPECT_EQ(second.steps, 60);
+  EXPECT_EQ(second.steps, 100);
   EXPECT_EQ(*second.val_loss, *full.val_loss);
   EXPECT_EQ(read_text_file((d / "full" / "final" / "model.safetensors").string()),
             read_text_file((d / "resumed" / "final" / "model.safetensors").string()));

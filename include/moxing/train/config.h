@@ -46,10 +46,10 @@ struct ModelConfig {
 /// "imagefolder" (path/<class>/<image>, or path/train and path/test when path/train exists).
 /// The validation split is val_fraction of the training set, drawn with [train] seed.
 /// name "text" (for gpt): UTF-8 files split into documents by format ("fortune": entries
-/// between "%" lines, terminal colour and overstrike codes removed; "lines": one document per non-empty line;
-/// "text": one document per file), a validation split of val_fraction of the documents, a
-/// tokenizer ("char", "bpe" trained on the training documents to vocab_size, or the folder of
-/// a saved tokenizer) and token files in the run folder; batches are batch_size windows.
+/// between "%" lines, terminal colour and overstrike codes removed; "lines": one document per
+/// non-empty line; "text": one document per file), a validation split of val_fraction of the
+/// documents, a tokenizer ("char", "bpe" trained on the training documents to vocab_size, or the
+/// folder of a saved tokenizer) and token files in the run folder; batches are batch_size windows.
 struct DataConfig {
   std::string name = "fashion-mnist";
   std::string path;
@@ -64,6 +64,7 @@ struct DataConfig {
   std::string format = "text";     // text: fortune, lines or text
   std::string tokenizer = "char";  // text: char, bpe or a tokenizer folder
   int64_t vocab_size = 0;          // text: bpe target size; char: most frequent chars (0 = all)
+  std::string invalid_utf8 = "error";  // text: "error" (naming file and byte) or "replace" (U+FFFD)
 
   template <class F>
   void visit(F&& f) {
@@ -73,6 +74,7 @@ struct DataConfig {
     f("format", format);
     f("tokenizer", tokenizer);
     f("vocab_size", vocab_size);
+    f("invalid_utf8", invalid_utf8);
     f("val_fraction", val_fraction);
     f("batch_size", batch_size);
     f("eval_batch_size", eval_batch_size);

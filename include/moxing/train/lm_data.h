@@ -26,8 +26,10 @@ std::string strip_terminal_codes(std::string_view text);
 /// are trimmed of surrounding whitespace; empty ones are dropped.
 std::vector<std::string> split_documents(std::string_view text, const std::string& format);
 
-/// The documents of a UTF-8 file; invalid UTF-8 is an error naming the file and byte offset.
-std::vector<std::string> read_documents(const std::string& path, const std::string& format);
+/// The documents of a UTF-8 file. Invalid UTF-8 is an error naming the file and byte offset,
+/// or, with replace_invalid, each invalid sequence becomes U+FFFD.
+std::vector<std::string> read_documents(const std::string& path, const std::string& format,
+                                        bool replace_invalid = false);
 
 /// Entropy (nats) of the unigram distribution of the tokens themselves: the loss of the best
 /// model that ignores context, fitted on this very split.
