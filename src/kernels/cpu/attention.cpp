@@ -13,6 +13,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/softmax_row.h"
 #include "kernels/cpu/vec_math.h"
 #include "moxing/core/parallel.h"
 
@@ -29,54 +30,11 @@ void row_times(bool ta, int64_t N, int64_t K, T alpha, const T* x, const T* A, i
   gemm<T>(false, ta, 1, N, K, alpha, x, K, A, lda, T(0), y, N);
 }
 
-// x (L): one row of scores, replaced by its softmax. 16 lanes keep the loops vectorizable;
-// the partial sums are added in double.
-__attribute__((always_inline)) inline void softmax_inplace_f32_body(float* x, int64_t L) {
-  constexpr int64_t kLanes = 16;
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  float mv[kLanes];
-  for (int64_t j = 0; j < kLanes; ++j) mv[j] = kNegInf;
-  int64_t r = 0;
-  for (; r + kLanes <= L; r += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) mv[j] = x[r + j] > mv[j] ? x[r + j] : mv[j];
-  }
-  float m = kNegInf;
-  for (int64_t j = 0; j < kLanes; ++j) m = std::max(m, mv[j]);
-  for (; r < L; ++r) m = std::max(m, x[r]);
-  if (m == kNegInf) m = 0.0f;
-  float sv[kLanes] = {};
-  r = 0;
-  for (; r + kLanes <= L; r += kLanes) {
-    for (int64_t j = 0; j < kLanes; ++j) {
-      float e = exp_f32(x[r + j] - m);
-      x[r + j] = e;
-      sv[j] += e;
-    }
-  }
-  double sum = 0.0;
-  for (int64_t j = 0; j < kLanes; ++j) sum += sv[j];
-  for (; r < L; ++r) {
-    float e = exp_f32(x[r] - m);
-    x[r] = e;
-    sum += e;
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t k = 0; k < L; ++k) x[k] *= inv;
-}
-
 // ds, att (L): ds = att * (ds - d), ds holding datt on entry
 __attribute__((always_inline)) inline void softmax_grad_f32_body(float* ds, const float* att,
                                                                  float d, int64_t L) {
   for (int64_t j = 0; j < L; ++j) ds[j] = att[j] * (ds[j] - d);
 }
-
-MOXING_TARGET_AVX512 void softmax_inplace_f32_avx512(float* x, int64_t L) {
-  softmax_inplace_f32_body(x, L);
-}
-MOXING_TARGET_AVX2 void softmax_inplace_f32_avx2(float* x, int64_t L) {
-  softmax_inplace_f32_body(x, L);
-}
-void softmax_inplace_f32_base(float* x, int64_t L) { softmax_inplace_f32_body(x, L); }
 
 MOXING_TARGET_AVX512 void softmax_grad_f32_avx512(float* ds, const float* att, float d, int64_t L) {
   softmax_grad_f32_body(ds, att, d, L);
@@ -88,16 +46,7 @@ void softmax_grad_f32_base(float* ds, const float* att, float d, int64_t L) {
   softmax_grad_f32_body(ds, att, d, L);
 }
 
-void softmax_inplace(float* x, int64_t L) {
-  switch (cpu_level()) {
-    case CpuLevel::avx512:
-      return softmax_inplace_f32_avx512(x, L);
-    case CpuLevel::avx2:
-      return softmax_inplace_f32_avx2(x, L);
-    case CpuLevel::base:
-      return softmax_inplace_f32_base(x, L);
-  }
-}
+void softmax_inplace(float* x, int64_t L) { softmax_row_f32(x, x, L, false); }
 void softmax_inplace(double* x, int64_t L) {
   double m = -std::numeric_limits<double>::infinity();
   for (int64_t j = 0; j < L; ++j) m = std::max(m, x[j]);

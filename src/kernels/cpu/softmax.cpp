@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/softmax_row.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/softmax.h"
 #include "moxing/core/parallel.h"
@@ -84,6 +85,8 @@ void softmax_row_f32_base(const float* x, float* y, int64_t R, bool log) {
   softmax_row_f32_body(x, y, R, log);
 }
 
+}  // namespace
+
 void softmax_row_f32(const float* x, float* y, int64_t R, bool log) {
   switch (cpu_level()) {
     case CpuLevel::avx512:
@@ -94,6 +97,8 @@ void softmax_row_f32(const float* x, float* y, int64_t R, bool log) {
       return softmax_row_f32_base(x, y, R, log);
   }
 }
+
+namespace {
 
 // x (R), y (R): one contiguous row
 template <class T>
