@@ -1,5 +1,8 @@
 // CPU allocator: 64-byte aligned blocks; large blocks are cached by size so that a training
 // step reusing the same shapes does not page-fault fresh memory every time.
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -10,8 +13,19 @@ namespace moxing {
 namespace {
 
 constexpr size_t kAlign = 64;
-constexpr size_t kCacheMin = 1 << 16;            // blocks below this go straight to malloc
-constexpr size_t kCacheLimit = size_t{2} << 30;  // bytes kept cached at most
+constexpr size_t kCacheMin = 1 << 16;  // blocks below this go straight to malloc
+
+// Bytes kept cached at most: a quarter of the machine's memory (at least 2 GiB), enough for
+// the activations of a GPT-2-small training step, which would otherwise be unmapped and
+// page-faulted again every step.
+size_t cache_limit() {
+  static const size_t limit = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t quarter = pages > 0 && page > 0 ? static_cast<size_t>(pages) * page / 4 : 0;
+    return std::max(quarter, size_t{2} << 30);
+  }();
+  return limit;
+}
 
 struct Cache {
   std::mutex mu;
@@ -53,7 +67,7 @@ void cpu_free(void* p, size_t n) {
   if (n >= kCacheMin) {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mu);
-    if (c.cached + n <= kCacheLimit) {
+    if (c.cached + n <= cache_limit()) {
       c.free_blocks.emplace(n, p);
       c.cached += n;
       return;

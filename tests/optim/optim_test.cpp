@@ -148,6 +148,8 @@ void fused_matches_composite(const std::string& name, const Hyper& options, DTyp
 const std::vector<std::pair<std::string, Hyper>> kFusedCases = {
     {"adamw", {{"lr", 0.01}, {"weight_decay", 0.1}, {"beta1", 0.85}}},
     {"adamw", {{"lr", 0.01}, {"amsgrad", 1}, {"maximize", 1}}},
+    {"adamw", {{"lr", 0.01}, {"beta1", 0.3}}},  // lerp's other branch, in the f32 fast loop
+    {"adam", {{"lr", 0.01}}},
     {"adam", {{"lr", 0.01}, {"weight_decay", 0.1}, {"amsgrad", 1}}},
     {"sgd", {{"lr", 0.01}}},
     {"sgd", {{"lr", 0.01}, {"momentum", 0.9}, {"dampening", 0.2}, {"weight_decay", 0.1}}},
