@@ -21,16 +21,10 @@ std::optional<int32_t> Tokenizer::eos_token_id() const {
   return std::nullopt;
 }
 
-namespace {
-
-std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open the file", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
+std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std::string& path) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(ss.str());
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON ({})", path, e.what());
   }
@@ -51,6 +45,16 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
   } catch (const Error& e) {
     fail("{}: {}", path, e.what());
   }
+}
+
+namespace {
+
+std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("{}: cannot open the file", path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return tokenizer_from_json(ss.str(), path);
 }
 
 }  // namespace
