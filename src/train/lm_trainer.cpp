@@ -204,6 +204,7 @@ TrainSummary fit_lm(const Config& config, const TrainOptions& options) {
     note(fmt::format("resuming from {} (step {})", *latest, step));
   }
 
+  if (options.resume) drop_metrics_after(out, step);
   MetricsLogger logger(out, options.tensorboard);
   TrainSummary summary;
   summary.best_metric = tc.best_metric;

@@ -4,9 +4,11 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <sstream>
 
 #include "io/file_util.h"
 #include "moxing/core/error.h"
+#include "moxing/io/checkpoint.h"
 
 namespace moxing {
 
@@ -61,6 +63,21 @@ void MetricsLogger::mirror(const std::string& prefix, const nlohmann::json& obje
       mirror(prefix + key + "/", value, step, false);
     }
   }
+}
+
+void drop_metrics_after(const std::string& run_dir, int64_t step) {
+  const std::string path = run_dir + "/metrics.jsonl";
+  if (!std::filesystem::exists(path)) return;
+  std::istringstream in(read_text_file(path));
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    nlohmann::json r = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!r.is_object()) continue;
+    auto s = r.find("step");
+    if (s != r.end() && s->is_number() && s->get<double>() > static_cast<double>(step)) continue;
+    kept += line + "\n";
+  }
+  write_text_file_atomic(path, kept);
 }
 
 }  // namespace moxing

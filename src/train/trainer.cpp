@@ -269,6 +269,7 @@ TrainSummary fit(const Config& config, const DataSplits& data, const TrainOption
                      batch));
   }
 
+  if (options.resume) drop_metrics_after(out, step);
   MetricsLogger logger(out, options.tensorboard);
   TrainSummary summary;
   summary.best_metric = tc.best_metric;

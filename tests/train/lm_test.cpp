@@ -4,10 +4,12 @@
 // folder that loads and generates, and bad files give clear errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "moxing/io/checkpoint.h"
 #include "moxing/models/generation.h"
@@ -188,6 +190,28 @@ TEST(LMTrainer, LearnsResumesExactlyAndWritesAModelFolder) {
   EXPECT_EQ(*second.val_loss, *full.val_loss);
   EXPECT_EQ(read_text_file((d / "full" / "final" / "model.safetensors").string()),
             read_text_file((d / "resumed" / "final" / "model.safetensors").string()));
+  // the resumed metrics.jsonl holds each logged step once (no repeats of the steps after the
+  // checkpoint), with every step the uninterrupted run logged plus the one where it stopped
+  auto logged = [](const fs::path& run) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    std::istringstream in(read_text_file((run / "metrics.jsonl").string()));
+    std::string line;
+    while (std::getline(in, line)) {
+      auto r = nlohmann::json::parse(line);
+      out.emplace_back(r.at("split").get<std::string>(), r.at("step").get<int64_t>());
+    }
+    return out;
+  };
+  auto resumed = logged(d / "resumed"), uninterrupted = logged(d / "full");
+  std::map<std::string, int64_t> last;
+  for (const auto& [split, step] : resumed) {
+    EXPECT_GT(step, last[split]) << split << " step " << step << " logged twice or out of order";
+    last[split] = step;
+  }
+  for (const auto& record : uninterrupted) {
+    EXPECT_NE(std::find(resumed.begin(), resumed.end(), record), resumed.end()) << record.second;
+  }
+  EXPECT_EQ(resumed.size(), uninterrupted.size() + 1);  // + train at step 25, where it stopped
 
   // final/ is a Hugging Face style model folder: config.json, weights, tokenizer
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"}) {

@@ -244,3 +244,24 @@ TEST(Progress, BarFillsInProportion) {
   EXPECT_NE(progress.line(true).find("[#####...............] 10/40"), std::string::npos)
       << progress.line(true);
 }
+
+TEST(MetricsLogger, DropMetricsAfterKeepsTheStepsUpToACheckpoint) {
+  std::string dir = (std::filesystem::temp_directory_path() /
+                     ("moxing_drop_metrics_" + std::to_string(::getpid())))
+                        .string();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir + "/metrics.jsonl");
+    for (int s = 1; s <= 5; ++s) f << "{\"split\": \"train\", \"step\": " << s << "}\n";
+    f << "{\"note\": \"no step\"}\n{\"split\": \"train\", \"st";  // a crash mid-line
+  }
+  moxing::drop_metrics_after(dir, 3);
+  std::ifstream in(dir + "/metrics.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[2], "{\"split\": \"train\", \"step\": 3}");
+  EXPECT_EQ(lines[3], "{\"note\": \"no step\"}");
+  moxing::drop_metrics_after(dir + "/absent", 3);  // no file: nothing to do
+}

@@ -44,4 +44,9 @@ class MetricsLogger {
   int64_t last_step_ = 0;
 };
 
+/// Before a resumed run appends to <run_dir>/metrics.jsonl: keeps the records of steps up to
+/// `step` (the checkpoint's) and drops the later ones, which the resumed run logs again, and
+/// any line that is not a complete JSON record. The file is replaced atomically.
+void drop_metrics_after(const std::string& run_dir, int64_t step);
+
 }  // namespace moxing
