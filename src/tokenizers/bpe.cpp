@@ -569,7 +569,22 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
   }
   if (auto p = get(j, "post_processor")) {
     std::string t = type_of(*p, "post_processor");
-    if (t != "ByteLevel") fail("tokenizer.json: unsupported post_processor type '{}'", t);
+    // transformers writes GPT-2's as a TemplateProcessing whose single template is the text
+    // alone ([Sequence A]): nothing is added, so it is the identity
+    bool identity_template = false;
+    if (t == "TemplateProcessing") {
+      auto single = p->find("single");
+      identity_template = single != p->end() && single->is_array() && single->size() == 1 &&
+                          (*single)[0].is_object() && (*single)[0].contains("Sequence");
+      if (!identity_template) {
+        fail(
+            "tokenizer.json: the TemplateProcessing post_processor adds special tokens around "
+            "the text, which moxing does not apply (it reads templates of the text alone)");
+      }
+    }
+    if (t != "ByteLevel" && !identity_template) {
+      fail("tokenizer.json: unsupported post_processor type '{}'", t);
+    }
   }
   auto vj = get(*model, "vocab");
   if (!vj || !vj->is_object()) fail("tokenizer.json: model has no \"vocab\" object");

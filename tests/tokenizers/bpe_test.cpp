@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "moxing/core/error.h"
+#include "moxing/tokenizers/tokenizer.h"
 #include "moxing/tokenizers/utf8.h"
 #include "tokenizers/pretokenize.h"
 
@@ -331,4 +332,28 @@ TEST(Bpe, CorruptFilesThrowMoxingErrorsOnly) {
     }
   }
   fs::remove_all(dir);
+}
+
+TEST(Bpe, TransformersIdentityTemplateLoadsAndOthersAreRefused) {
+  // GPT2TokenizerFast.save_pretrained (transformers 5) writes a TemplateProcessing of the text
+  // alone; a template that adds special tokens is refused with a clear error
+  auto j = nlohmann::json::parse(std::ifstream(kDir + "/bpe/tokenizer.json"));
+  auto reference = load_tokenizer(kDir + "/bpe");
+  j["post_processor"] = nlohmann::json::parse(
+      R"({"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+          "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+          "special_tokens": {}})");
+  auto tok = tokenizer_from_json(j.dump(), "identity.json");
+  const std::string text = "Hello world, don't 春风 123";
+  EXPECT_EQ(tok->encode(text), reference->encode(text));
+  j["post_processor"]["single"] = nlohmann::json::parse(
+      R"([{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}},
+          {"Sequence": {"id": "A", "type_id": 0}}])");
+  try {
+    tokenizer_from_json(j.dump(), "bos.json");
+    FAIL() << "a template adding tokens loaded";
+  } catch (const moxing::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("adds special tokens"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bos.json"), std::string::npos) << e.what();
+  }
 }
