@@ -126,3 +126,20 @@ TEST_F(LmCli, PerplexityPrintsTokensLossAndPerplexity) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(LmCli, EvalScoresTheValidationSplitAsTrainingDid) {
+  ASSERT_EQ(train_.code, 0) << train_.out;
+  auto trained = nlohmann::json::parse(train_.out.substr(train_.out.find("{\n")));
+  auto r = run_cli("eval " + run() + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_NEAR(j.at("loss").get<double>(), trained.at("val_loss").get<double>(), 1e-6);
+  EXPECT_NEAR(j.at("baseline_loss").get<double>(), trained.at("baseline_loss").get<double>(),
+              1e-12);
+  auto t = run_cli("eval " + run());
+  EXPECT_TRUE(has(t.out, "perplexity")) << t.out;
+}
+
+}  // namespace

@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   train->add_flag("--json", train_opt.json, "Print the final summary as one JSON object on stdout");
 
   auto* eval =
-      app.add_subcommand("eval", "Measure a trained classifier on its test (or validation) split");
+      app.add_subcommand("eval", "Measure a trained model on its test (or validation) split");
   moxing::tools::EvalCommandOptions eval_opt;
   eval->add_option("PATH", eval_opt.path, "A run folder or a checkpoint folder")->required();
   eval->add_option("--data", eval_opt.data, "Dataset folder replacing the config's [data] path");

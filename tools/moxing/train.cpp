@@ -4,13 +4,17 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "moxing/autograd/node.h"
 #include "moxing/core/error.h"
 #include "moxing/data/image.h"
+#include "moxing/io/checkpoint.h"
+#include "moxing/io/token_file.h"
 #include "moxing/ops/shape.h"
 #include "moxing/ops/softmax.h"
 #include "moxing/train/checkpoint.h"
@@ -73,7 +77,67 @@ int run_train(const TrainCommandOptions& options) {
   return s.interrupted ? 130 : 0;
 }
 
+namespace {
+
+bool is_language_model(const std::string& path) {
+  for (const char* sub : {"", "final", "best"}) {
+    if (fs::exists(fs::path(path) / sub / "config.json")) return true;
+  }
+  auto latest = train::latest_checkpoint(path);
+  return latest && fs::exists(fs::path(*latest) / "config.json");
+}
+
+// A GPT run: loss, perplexity and next-token accuracy on its validation token file.
+int run_eval_lm(const EvalCommandOptions& options) {
+  train::LoadedLM lm = train::load_language_model(options.path);
+  // the run folder holding data/: the path itself, or above final/, best/, checkpoints/step-N
+  fs::path model_dir = fs::absolute(lm.dir);
+  std::optional<fs::path> run;
+  for (const fs::path& p : {fs::absolute(options.path), model_dir.parent_path(),
+                            model_dir.parent_path().parent_path()}) {
+    if (fs::exists(p / "data" / "meta.json")) {
+      run = p;
+      break;
+    }
+  }
+  MOXING_CHECK(run.has_value(),
+               "{}: no data/meta.json of a `moxing train` run beside this model, so there is no "
+               "validation split to evaluate; score a text file with `moxing perplexity {} FILE`",
+               options.path, options.path);
+  std::string meta_path = (*run / "data" / "meta.json").string();
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(read_text_file(meta_path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON ({})", meta_path, e.what());
+  }
+  MOXING_CHECK(meta.value("val_tokens", 0) > 0, "{}: the run has no validation split",
+               run->string());
+  MOXING_CHECK(meta.value("vocab_size", int64_t{0}) == lm.tokenizer->vocab_size(),
+               "{}: the token files were made with a tokenizer of {} tokens, the model's has {}",
+               meta_path, meta.value("vocab_size", int64_t{0}), lm.tokenizer->vocab_size());
+  TokenFile val((*run / "data" / "val.bin").string(), meta.at("elem_size").get<int>());
+  train::LMEvalResult r = train::evaluate_lm(*lm.model, val, 16);
+  double baseline = meta.value("val_unigram_loss", 0.0);
+  if (options.json) {
+    nlohmann::json j = {{"split", "val"},         {"tokens", r.tokens},
+                        {"loss", r.loss},         {"perplexity", std::exp(r.loss)},
+                        {"accuracy", r.accuracy}, {"baseline_loss", baseline},
+                        {"checkpoint", lm.dir}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << fmt::format(
+        "{} on the val split ({} tokens)\nloss        {:.4f}\nperplexity  {:.2f}\naccuracy    "
+        "{:.4f} (next token)\nbaseline    {:.4f} (unigram entropy; loss / baseline = {:.3f})\n",
+        lm.dir, r.tokens, r.loss, std::exp(r.loss), r.accuracy, baseline, r.loss / baseline);
+  }
+  return 0;
+}
+
+}  // namespace
+
 int run_eval(const EvalCommandOptions& options) {
+  if (is_language_model(options.path)) return run_eval_lm(options);
   train::LoadedModel m = train::load_trained_model(options.path);
   train::Config config = m.config;
   if (!options.data.empty()) config.data.path = options.data;
