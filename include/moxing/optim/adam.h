@@ -8,12 +8,15 @@
 
 namespace moxing::optim {
 
-struct AdamOptions {
+/// The options of Adam and AdamW, which differ only in the weight_decay default (torch's 0 for
+/// Adam, 1e-2 for AdamW).
+template <class Defaults>
+struct AdamFamilyOptions {
   double lr = 1e-3;
   double beta1 = 0.9;
   double beta2 = 0.999;
   double eps = 1e-8;
-  double weight_decay = 0.0;
+  double weight_decay = Defaults::weight_decay;
   bool amsgrad = false;
   bool maximize = false;
   bool fused = true;  // one-pass CPU kernel for contiguous f32/f64 tensors
@@ -30,30 +33,14 @@ struct AdamOptions {
     f("fused", fused);
   }
 };
-
-/// The same fields as AdamOptions; only the weight_decay default differs (torch's 1e-2).
-struct AdamWOptions {
-  double lr = 1e-3;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weight_decay = 1e-2;
-  bool amsgrad = false;
-  bool maximize = false;
-  bool fused = true;  // one-pass CPU kernel for contiguous f32/f64 tensors
-
-  template <class F>
-  void visit(F&& f) {
-    f("lr", lr);
-    f("beta1", beta1);
-    f("beta2", beta2);
-    f("eps", eps);
-    f("weight_decay", weight_decay);
-    f("amsgrad", amsgrad);
-    f("maximize", maximize);
-    f("fused", fused);
-  }
+struct AdamDefaults {
+  static constexpr double weight_decay = 0.0;
 };
+struct AdamWDefaults {
+  static constexpr double weight_decay = 1e-2;
+};
+using AdamOptions = AdamFamilyOptions<AdamDefaults>;
+using AdamWOptions = AdamFamilyOptions<AdamWDefaults>;
 
 /// t += 1;  g = grad (+ weight_decay p for Adam; AdamW instead does p *= 1 - lr weight_decay);
 /// m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;  vmax = max(vmax, v) (amsgrad);
