@@ -45,6 +45,10 @@ int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "s
 bool Tensor::is_contiguous() const {
   const auto& sh = shape();
   const auto& st = strides();
+  // no elements: nothing to lay out (torch's rule; contiguous_strides gives (5,0) strides (1,1))
+  for (int64_t d : sh) {
+    if (d == 0) return true;
+  }
   int64_t expected = 1;
   for (size_t i = sh.size(); i-- > 0;) {
     if (sh[i] == 1) continue;

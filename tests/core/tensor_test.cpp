@@ -264,3 +264,12 @@ TEST(Threads, ParallelForCoversTheRangeOnce) {
   }
   set_num_threads(saved);
 }
+
+TEST(TensorCreation, EmptyTensorsAreContiguousWhateverTheirStrides) {
+  // (5,0) gets strides (1,1), as in torch; with no element to lay out it is contiguous (the
+  // safetensors fuzz target found a loaded (5,0) tensor reported as not contiguous)
+  Tensor z = zeros({5, 0});
+  EXPECT_EQ(z.strides(), (Shape{1, 1}));
+  EXPECT_TRUE(z.is_contiguous());
+  EXPECT_TRUE(zeros({0, 3, 2}).transpose(0, 2).is_contiguous());
+}
