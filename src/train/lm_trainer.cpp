@@ -180,29 +180,17 @@ TrainSummary fit_lm(const Config& config, const TrainOptions& options) {
   const int64_t checkpoint_every = tc.checkpoint_every > 0 ? tc.checkpoint_every : steps_per_epoch;
 
   const bool higher_is_better = tc.best_metric == "val/accuracy";
-  int64_t step = 0;
-  std::optional<double> best;
-  int64_t best_step = 0;
-  double prior_seconds = 0;
-  int64_t last_saved_step = -1;
-  std::string last_good_checkpoint;
+  detail::RunPosition pos;
   if (options.resume) {
-    auto latest = latest_checkpoint(out);
-    MOXING_CHECK(latest.has_value(), "--resume {}: no checkpoint in {}/checkpoints", out, out);
-    nlohmann::json st = load_checkpoint(*latest, *model, opt.get());
-    step = st.at("step").get<int64_t>();
-    sched->load_state_dict(st.at("scheduler"));
-    set_generator_state(default_generator(), st.at("generators").at("default"));
-    if (!st.at("best").at("value").is_null()) best = st.at("best").at("value").get<double>();
-    best_step = st.at("best").at("step").get<int64_t>();
-    prior_seconds = st.value("seconds", 0.0);
-    last_saved_step = step;
-    last_good_checkpoint = *latest;
-    if (st.contains("config") && st.at("config") != config.to_json()) {
-      note("note: the config differs from the checkpoint's; the resumed run may not match");
-    }
-    note(fmt::format("resuming from {} (step {})", *latest, step));
+    detail::resume_latest(out, *model, *opt, *sched, config.to_json(), pos, note);
+    note(fmt::format("resuming from {} (step {})", pos.last_good_checkpoint, pos.step));
   }
+  int64_t& step = pos.step;
+  std::optional<double>& best = pos.best;
+  int64_t& best_step = pos.best_step;
+  const double prior_seconds = pos.prior_seconds;
+  int64_t& last_saved_step = pos.last_saved_step;
+  std::string& last_good_checkpoint = pos.last_good_checkpoint;
 
   if (options.resume) drop_metrics_after(out, step);
   MetricsLogger logger(out, options.tensorboard);

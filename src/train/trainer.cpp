@@ -91,6 +91,27 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& c, opti
   });
 }
 
+nlohmann::json resume_latest(const std::string& out, nn::Module& model, optim::Optimizer& opt,
+                             optim::LRScheduler& sched, const nlohmann::json& config,
+                             RunPosition& pos,
+                             const std::function<void(const std::string&)>& note) {
+  auto latest = latest_checkpoint(out);
+  MOXING_CHECK(latest.has_value(), "--resume {}: no checkpoint in {}/checkpoints", out, out);
+  nlohmann::json st = load_checkpoint(*latest, model, &opt);
+  pos.step = st.at("step").get<int64_t>();
+  sched.load_state_dict(st.at("scheduler"));
+  set_generator_state(default_generator(), st.at("generators").at("default"));
+  if (!st.at("best").at("value").is_null()) pos.best = st.at("best").at("value").get<double>();
+  pos.best_step = st.at("best").at("step").get<int64_t>();
+  pos.prior_seconds = st.value("seconds", 0.0);
+  pos.last_saved_step = pos.step;
+  pos.last_good_checkpoint = *latest;
+  if (st.contains("config") && st.at("config") != config) {
+    note("note: the config differs from the checkpoint's; the resumed run may not match");
+  }
+  return st;
+}
+
 }  // namespace detail
 
 void request_stop() { g_stop = 1; }
@@ -241,33 +262,22 @@ TrainSummary fit(const Config& config, const DataSplits& data, const TrainOption
   auto sched = make_scheduler(config.schedule, *opt, total_steps);
 
   const bool higher_is_better = tc.best_metric == "val/accuracy";
-  int64_t step = 0, epoch = 0, batch = 0;
-  std::optional<double> best;
-  int64_t best_step = 0;
-  double prior_seconds = 0;
-  int64_t last_saved_step = -1;
-  std::string last_good_checkpoint;
-
+  int64_t epoch = 0, batch = 0;
+  detail::RunPosition pos;
   if (options.resume) {
-    auto latest = latest_checkpoint(out);
-    MOXING_CHECK(latest.has_value(), "--resume {}: no checkpoint in {}/checkpoints", out, out);
-    nlohmann::json st = load_checkpoint(*latest, *model, opt.get());
-    step = st.at("step").get<int64_t>();
+    nlohmann::json st =
+        detail::resume_latest(out, *model, *opt, *sched, config.to_json(), pos, note);
     epoch = st.at("epoch").get<int64_t>();
     batch = st.at("batch").get<int64_t>();
-    sched->load_state_dict(st.at("scheduler"));
-    set_generator_state(default_generator(), st.at("generators").at("default"));
-    if (!st.at("best").at("value").is_null()) best = st.at("best").at("value").get<double>();
-    best_step = st.at("best").at("step").get<int64_t>();
-    prior_seconds = st.value("seconds", 0.0);
-    last_saved_step = step;
-    last_good_checkpoint = *latest;
-    if (st.contains("config") && st.at("config") != config.to_json()) {
-      note("note: the config differs from the checkpoint's; the resumed run may not match");
-    }
-    note(fmt::format("resuming from {} (step {}, epoch {}, batch {})", *latest, step, epoch + 1,
-                     batch));
+    note(fmt::format("resuming from {} (step {}, epoch {}, batch {})", pos.last_good_checkpoint,
+                     pos.step, epoch + 1, batch));
   }
+  int64_t& step = pos.step;
+  std::optional<double>& best = pos.best;
+  int64_t& best_step = pos.best_step;
+  const double prior_seconds = pos.prior_seconds;
+  int64_t& last_saved_step = pos.last_saved_step;
+  std::string& last_good_checkpoint = pos.last_good_checkpoint;
 
   if (options.resume) drop_metrics_after(out, step);
   MetricsLogger logger(out, options.tensorboard);

@@ -3,10 +3,13 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 
+#include "moxing/nn/module.h"
 #include "moxing/optim/optimizer.h"
 #include "moxing/optim/scheduler.h"
 #include "moxing/train/config.h"
@@ -29,5 +32,23 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& c, opti
 inline nlohmann::json opt_number(const std::optional<double>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
+
+/// Where a run stands: the step, the best validation value so far, the time spent before a
+/// resume, and the last checkpoint written.
+struct RunPosition {
+  int64_t step = 0;
+  std::optional<double> best;
+  int64_t best_step = 0;
+  double prior_seconds = 0;
+  int64_t last_saved_step = -1;
+  std::string last_good_checkpoint;
+};
+
+/// Loads out's latest checkpoint into model, opt and sched, sets the default generator and
+/// pos from it, and returns its trainer state (for the loop's own fields). note receives the
+/// notes for the user (a config that differs from the checkpoint's).
+nlohmann::json resume_latest(const std::string& out, nn::Module& model, optim::Optimizer& opt,
+                             optim::LRScheduler& sched, const nlohmann::json& config,
+                             RunPosition& pos, const std::function<void(const std::string&)>& note);
 
 }  // namespace moxing::train::detail
