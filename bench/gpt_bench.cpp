@@ -60,13 +60,8 @@ int run_gpt_bench(const GptBenchOptions& o) {
                         {"vocab", o.vocab},         {"parameters", model.num_parameters()}};
   if (o.task == "train") {
     model.train();
-    optim::ParamGroup decay, no_decay;
-    decay.options["weight_decay"] = 0.1;
-    no_decay.options["weight_decay"] = 0.0;
-    for (const auto& [name, p] : model.named_parameters()) {
-      (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
-    }
-    auto opt = optim::make_optimizer("adamw", {decay, no_decay}, {{"lr", 3e-4}});
+    auto opt = optim::make_optimizer("adamw", optim::decay_groups(model.named_parameters(), 0.1),
+                                     {{"lr", 3e-4}});
     Tensor x = randint(0, o.vocab, {o.batch, o.seq}, DType::i64, &gen);
     auto step = [&] {
       Tensor logits = model.forward(x);  // (B,T,V)

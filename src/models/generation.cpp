@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "moxing/autograd/node.h"
+#include "moxing/core/rng.h"
 #include "moxing/ops/loss.h"
 #include "moxing/ops/shape.h"
 
@@ -109,20 +110,20 @@ int32_t sample_next_token(std::vector<float> logits, const std::vector<int32_t>&
   return static_cast<int32_t>(last);
 }
 
-std::vector<int32_t> generate(GPT& model, const std::vector<int32_t>& prompt,
+std::vector<int32_t> generate(CausalLM& model, const std::vector<int32_t>& prompt,
                               const SamplingConfig& cfg,
                               const std::function<bool(int32_t)>& on_token) {
-  const GPTConfig& c = model.config();
+  const int64_t context = model.context_length();
   const auto P = static_cast<int64_t>(prompt.size());
   MOXING_CHECK(P > 0,
                "generate: the prompt is empty; pass at least one token, e.g. the BOS token "
                "(id {})",
-               c.bos_token_id);
-  MOXING_CHECK(P <= c.n_positions,
+               model.bos_token_id());
+  MOXING_CHECK(P <= context,
                "generate: prompt is {} tokens; this model's context is {} tokens, so the prompt "
                "may be at most {}",
-               P, c.n_positions, c.n_positions);
-  check_ids(prompt, c.vocab_size, "generate");
+               P, context, context);
+  check_ids(prompt, model.vocab_size(), "generate");
   MOXING_CHECK(cfg.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0, got {}",
                cfg.max_new_tokens);
   MOXING_CHECK(cfg.temperature >= 0.0, "generate: temperature must be >= 0, got {}",
@@ -135,14 +136,14 @@ std::vector<int32_t> generate(GPT& model, const std::vector<int32_t>& prompt,
   std::vector<int32_t> out;
   if (cfg.max_new_tokens == 0) return out;
 
-  EvalModeGuard eval_mode(model);
+  EvalModeGuard eval_mode(model.module());
   NoGradGuard no_grad;
   Generator gen(cfg.seed);
   std::unique_ptr<KVCache> cache;
   if (cfg.use_cache) {
     // the last token chosen is never fed back, and nothing past the context is
-    int64_t capacity = std::min(c.n_positions, P + cfg.max_new_tokens - 1);
-    cache = std::make_unique<KVCache>(c, 1, capacity, model.transformer->wte->weight.dtype());
+    int64_t capacity = std::max<int64_t>(1, std::min(context, P + cfg.max_new_tokens - 1));
+    cache = std::make_unique<KVCache>(model.make_cache(1, capacity));
   }
   std::vector<int32_t> seq = prompt;
   for (int64_t step = 0; step < cfg.max_new_tokens; ++step) {
@@ -165,21 +166,20 @@ std::vector<int32_t> generate(GPT& model, const std::vector<int32_t>& prompt,
         cfg.stop_token_ids.end()) {
       break;
     }
-    if (static_cast<int64_t>(seq.size()) > c.n_positions) break;  // the context is full
+    if (static_cast<int64_t>(seq.size()) > context) break;  // the context is full
   }
   return out;
 }
 
-PerplexityResult perplexity(GPT& model, const std::vector<int32_t>& ids, int64_t stride) {
-  const GPTConfig& c = model.config();
+PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t stride) {
   const auto N = static_cast<int64_t>(ids.size());
-  const int64_t window = c.n_positions;
+  const int64_t window = model.context_length();
   if (stride == 0) stride = window;
   MOXING_CHECK(N >= 2, "perplexity: needs at least 2 tokens, got {}", N);
   MOXING_CHECK(stride > 0 && stride <= window,
                "perplexity: stride must be in [1, n_positions = {}], got {}", window, stride);
-  check_ids(ids, c.vocab_size, "perplexity");
-  EvalModeGuard eval_mode(model);
+  check_ids(ids, model.vocab_size(), "perplexity");
+  EvalModeGuard eval_mode(model.module());
   NoGradGuard no_grad;
   double nll_sum = 0.0;
   int64_t count = 0, prev_end = 0;

@@ -6,12 +6,15 @@
 namespace moxing::optim {
 
 void save_optimizer(const Optimizer& opt, const std::string& path) {
-  OptimizerState st = opt.state_dict();
+  save_optimizer_state(opt.state_dict(), path);
+}
+
+void save_optimizer_state(const OptimizerState& st, const std::string& path) {
   save_safetensors(path, st.tensors,
                    {{"format", "moxing-optimizer"}, {"optimizer", st.hyper.dump()}});
 }
 
-void load_optimizer(Optimizer& opt, const std::string& path) {
+OptimizerState read_optimizer_state(const std::string& path) {
   SafetensorsFile f = load_safetensors(path);
   auto it = f.metadata.find("optimizer");
   if (it == f.metadata.end()) {
@@ -25,6 +28,11 @@ void load_optimizer(Optimizer& opt, const std::string& path) {
   }
   // own the values: the file's mapping is released when f goes out of scope
   for (const auto& [name, t] : f.tensors) st.tensors.emplace_back(name, t.clone());
+  return st;
+}
+
+void load_optimizer(Optimizer& opt, const std::string& path) {
+  OptimizerState st = read_optimizer_state(path);
   try {
     opt.load_state_dict(st);
   } catch (const Error& e) {

@@ -1,6 +1,7 @@
 // Checkpoint folders: model, optimizer and trainer state together.
 #include "moxing/train/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "moxing/io/checkpoint.h"
@@ -47,25 +48,31 @@ nlohmann::json load_checkpoint(const std::string& dir, nn::Module& model, optim:
   return state;
 }
 
-std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
+std::vector<std::string> complete_checkpoints(const std::string& run_dir) {
   fs::path root = fs::path(run_dir) / "checkpoints";
-  if (!fs::is_directory(root)) return std::nullopt;
-  int64_t best = -1;
-  std::string best_path;
+  std::vector<std::pair<int64_t, std::string>> found;
+  if (!fs::is_directory(root)) return {};
   for (const auto& entry : fs::directory_iterator(root)) {
     std::string name = entry.path().filename().string();
     if (!entry.is_directory() || name.rfind("step-", 0) != 0) continue;
     std::string digits = name.substr(5);
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (!fs::exists(entry.path() / "trainer_state.json")) continue;
-    int64_t step = std::stoll(digits);
-    if (step > best) {
-      best = step;
-      best_path = entry.path().string();
+    if (digits.empty() || digits.size() > 18 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
     }
+    if (!fs::exists(entry.path() / "trainer_state.json")) continue;
+    found.emplace_back(std::stoll(digits), entry.path().string());
   }
-  if (best < 0) return std::nullopt;
-  return best_path;
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> out;
+  for (auto& [step, path] : found) out.push_back(std::move(path));
+  return out;
+}
+
+std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
+  std::vector<std::string> all = complete_checkpoints(run_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back();
 }
 
 nlohmann::json generator_state(const Generator& gen) {

@@ -4,21 +4,25 @@
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <type_traits>
 
 #include "moxing/core/error.h"
+#include "moxing/models/family.h"
+#include "moxing/train/task.h"
 
 namespace moxing::train {
 
 namespace {
 
+// The sections with a fixed field table; [model] is the family's (ModelConfig).
 template <class F>
 void visit_sections(Config& c, F&& f) {
-  f("model", c.model);
   f("data", c.data);
   f("optim", c.optim);
   f("schedule", c.schedule);
@@ -105,8 +109,41 @@ void set_key(Section& section, const std::string& section_name, const std::strin
                section_keys(Section{}));
 }
 
+nlohmann::json toml_to_json(const toml::node& node) {
+  if (node.is_string()) return *node.value<std::string>();
+  if (node.is_integer()) return *node.value<int64_t>();
+  if (node.is_floating_point()) return *node.value<double>();
+  if (node.is_boolean()) return *node.value<bool>();
+  if (const toml::array* arr = node.as_array()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const toml::node& e : *arr) j.push_back(toml_to_json(e));
+    return j;
+  }
+  if (const toml::table* t = node.as_table()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : *t) j[std::string(k.str())] = toml_to_json(v);
+    return j;
+  }
+  return node_type_name(node);  // a date or time: the resolver names it as a wrong type
+}
+
+void set_model_key(ModelConfig& m, const std::string& key, const nlohmann::json& value,
+                   const std::string& source) {
+  if (key == "name" || key == "pretrained") {
+    MOXING_CHECK(value.is_string(), "{}: [model] {} must be a string, got {}", source, key,
+                 value.dump());
+    (key == "name" ? m.name : m.pretrained) = value.get<std::string>();
+    return;
+  }
+  m.fields[key] = value;
+}
+
 void set_in_config(Config& c, const std::string& section_name, const std::string& key,
                    const toml::node& node, const std::string& source) {
+  if (section_name == "model") {
+    set_model_key(c.model, key, toml_to_json(node), source);
+    return;
+  }
   bool found = false;
   visit_sections(c, [&](const char* name, auto& section) {
     if (section_name != name) return;
@@ -129,13 +166,31 @@ std::string toml_value(double v) {
   if (s.find_first_of(".e") == std::string::npos) s += ".0";
   return s;
 }
-std::string toml_value(const std::vector<int64_t>& v) {
-  return fmt::format("[{}]", fmt::join(v, ", "));
-}
 std::string toml_value(const std::vector<std::string>& v) {
   std::vector<std::string> quoted;
   for (const auto& s : v) quoted.push_back(toml_string(s));
   return fmt::format("[{}]", fmt::join(quoted, ", "));
+}
+std::string toml_value(const nlohmann::json& j) {
+  if (j.is_string()) return toml_value(j.get<std::string>());
+  if (j.is_boolean()) return toml_value(j.get<bool>());
+  if (j.is_number_integer()) return toml_value(j.get<int64_t>());
+  if (j.is_number()) return toml_value(j.get<double>());
+  if (j.is_array()) {
+    std::vector<std::string> items;
+    for (const auto& e : j) items.push_back(toml_value(e));
+    return fmt::format("[{}]", fmt::join(items, ", "));
+  }
+  return j.dump();
+}
+
+// The keys of the one [model] table every family shared before families had their own: a
+// config.toml or trainer_state.json written then holds all of them.
+const char* kLegacyModelKeys[] = {"hidden", "channels", "kernel_size", "n_layer",
+                                  "n_head", "n_embd",   "n_positions", "dropout"};
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
 }
 
 template <class T>
@@ -147,7 +202,9 @@ void json_assign(T& field, const nlohmann::json& j, const std::string& where) {
   }
 }
 
-void check_one_of(const std::string& what, const std::string& value,
+}  // namespace
+
+void check_choice(const std::string& what, const std::string& value,
                   const std::vector<std::string>& valid) {
   for (const auto& v : valid) {
     if (v == value) return;
@@ -155,7 +212,46 @@ void check_one_of(const std::string& what, const std::string& value,
   fail("config: {} '{}' is not known (valid: {})", what, value, fmt::join(valid, ", "));
 }
 
-}  // namespace
+std::vector<std::string> ModelConfig::valid_keys() const {
+  const models::Family& family = models::find_family(name);
+  std::vector<std::string> keys = {"name", "pretrained"};
+  for (const auto& k : family.keys()) {
+    if (!contains(family.data_keys, k)) keys.push_back(k);
+  }
+  for (const auto& [k, targets] : family.shorthands) keys.push_back(k);
+  return keys;
+}
+
+nlohmann::json ModelConfig::resolved(const std::string& where) const {
+  const models::Family& family = models::find_family(name);
+  std::vector<std::string> valid = valid_keys();
+  nlohmann::json f = fields;
+  bool legacy = true;
+  for (const char* k : kLegacyModelKeys) legacy = legacy && f.contains(k);
+  std::vector<std::string> given;
+  for (const auto& [k, v] : f.items()) given.push_back(k);
+  for (const std::string& k : given) {
+    if (contains(valid, k)) continue;
+    if (legacy) {  // a resolved config of an older version: keys of other families
+      f.erase(k);
+      continue;
+    }
+    MOXING_CHECK(!contains(family.data_keys, k),
+                 "{}: [model] {} is taken from the data for {}; remove it", where, k, family.name);
+    fail("{}: unknown key '{}' in [model] for {} (valid: {})", where, k, family.name,
+         fmt::join(valid, ", "));
+  }
+  for (const auto& [shorthand, targets] : family.shorthands) {
+    if (!f.contains(shorthand)) continue;
+    for (const auto& t : targets) {
+      if (!f.contains(t)) f[t] = f[shorthand];
+    }
+    f.erase(shorthand);
+  }
+  nlohmann::json r = family.resolve(f, where + ": [model]", false);
+  for (const auto& k : family.data_keys) r.erase(k);
+  return r;
+}
 
 Config Config::from_toml(const std::string& text, const std::string& name) {
   toml::table root;
@@ -170,7 +266,7 @@ Config Config::from_toml(const std::string& text, const std::string& name) {
     std::string section_name(section_key.str());
     const toml::table* table = section_node.as_table();
     if (table == nullptr) {
-      bool known = false;
+      bool known = section_name == "model";
       visit_sections(c, [&](const char* n, auto&) { known = known || section_name == n; });
       MOXING_CHECK(known, "{}: unknown section [{}] (valid: model, data, optim, schedule, train)",
                    name, section_name);
@@ -214,36 +310,11 @@ void Config::set(const std::string& assignment) {
 }
 
 void Config::validate() const {
-  check_one_of("[model] name", model.name, {"mlp", "cnn", "gpt"});
-  for (int64_t h : model.hidden) MOXING_CHECK(h > 0, "config: [model] hidden sizes must be > 0");
-  for (int64_t ch : model.channels) {
-    MOXING_CHECK(ch > 0, "config: [model] channels must be > 0");
-  }
-  MOXING_CHECK(model.kernel_size > 0 && model.kernel_size % 2 == 1,
-               "config: [model] kernel_size must be odd and > 0, got {}", model.kernel_size);
-  check_one_of("[data] name", data.name, {"fashion-mnist", "imagefolder", "text"});
-  MOXING_CHECK((model.name == "gpt") == (data.name == "text"),
-               "config: [model] name \"gpt\" goes with [data] name \"text\" (got model \"{}\" "
-               "and data \"{}\")",
-               model.name, data.name);
-  if (model.name == "gpt") {
-    MOXING_CHECK(model.n_layer > 0 && model.n_head > 0 && model.n_embd > 0 && model.n_positions > 1,
-                 "config: [model] n_layer, n_head, n_embd must be > 0 and n_positions > 1");
-    MOXING_CHECK(model.n_embd % model.n_head == 0,
-                 "config: [model] n_embd {} must be a multiple of n_head {}", model.n_embd,
-                 model.n_head);
-    MOXING_CHECK(model.dropout >= 0 && model.dropout < 1,
-                 "config: [model] dropout must be in [0, 1), got {}", model.dropout);
-    MOXING_CHECK(!data.files.empty(), "config: [data] files lists no text files");
-    check_one_of("[data] format", data.format, {"fortune", "lines", "text"});
-    check_one_of("[data] invalid_utf8", data.invalid_utf8, {"error", "replace"});
-    MOXING_CHECK(data.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}",
-                 data.vocab_size);
-    MOXING_CHECK(data.tokenizer != "bpe" || data.vocab_size > 256,
-                 "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
-                 "merges), got {}",
-                 data.vocab_size);
-  }
+  (void)model.resolved();
+  MOXING_CHECK(model.pretrained.empty() || std::filesystem::is_directory(model.pretrained),
+               "config: [model] pretrained {} is not a folder (a model folder with config.json "
+               "and model.safetensors)",
+               model.pretrained);
   MOXING_CHECK(data.val_fraction >= 0 && data.val_fraction < 1,
                "config: [data] val_fraction must be in [0, 1), got {}", data.val_fraction);
   MOXING_CHECK(data.batch_size > 0, "config: [data] batch_size must be > 0, got {}",
@@ -256,9 +327,9 @@ void Config::validate() const {
                data.image_size);
   MOXING_CHECK(data.channels == 1 || data.channels == 3,
                "config: [data] channels must be 1 or 3, got {}", data.channels);
-  check_one_of("[optim] name", optim.name, {"sgd", "adam", "adamw", "rmsprop", "adagrad"});
+  check_choice("[optim] name", optim.name, {"sgd", "adam", "adamw", "rmsprop", "adagrad"});
   MOXING_CHECK(optim.lr >= 0, "config: [optim] lr must be >= 0, got {}", optim.lr);
-  check_one_of("[schedule] name", schedule.name,
+  check_choice("[schedule] name", schedule.name,
                {"constant", "cosine", "linear", "step", "exponential"});
   MOXING_CHECK(schedule.warmup_steps >= 0, "config: [schedule] warmup_steps must be >= 0, got {}",
                schedule.warmup_steps);
@@ -278,11 +349,19 @@ void Config::validate() const {
   MOXING_CHECK(train.threads >= 0, "config: [train] threads must be >= 0, got {}", train.threads);
   MOXING_CHECK(train.log_every >= 1, "config: [train] log_every must be >= 1, got {}",
                train.log_every);
-  check_one_of("[train] best_metric", train.best_metric, {"val/accuracy", "val/loss"});
+  check_choice("[train] best_metric", train.best_metric, {"val/accuracy", "val/loss"});
+  MOXING_CHECK(train.keep_checkpoints >= 1, "config: [train] keep_checkpoints must be >= 1, got {}",
+               train.keep_checkpoints);
+  (void)make_task(task_name(*this), *this);  // the task checks its [data]
 }
 
 std::string Config::to_toml() const {
-  std::string out;
+  std::string out = fmt::format("[model]\nname = {}\npretrained = {}\n", toml_string(model.name),
+                                toml_string(model.pretrained));
+  const nlohmann::json fields = model.resolved();
+  for (const auto& [k, v] : fields.items()) {
+    if (!v.is_null()) out += fmt::format("{} = {}\n", k, toml_value(v));  // TOML has no null
+  }
   Config copy = *this;
   visit_sections(copy, [&](const char* name, auto& section) {
     out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", name);
@@ -295,6 +374,10 @@ std::string Config::to_toml() const {
 
 nlohmann::json Config::to_json() const {
   nlohmann::json j = nlohmann::json::object();
+  nlohmann::json m = model.resolved();
+  m["name"] = model.name;
+  m["pretrained"] = model.pretrained;
+  j["model"] = m;
   Config copy = *this;
   visit_sections(copy, [&](const char* name, auto& section) {
     nlohmann::json s = nlohmann::json::object();
@@ -307,6 +390,10 @@ nlohmann::json Config::to_json() const {
 Config Config::from_json(const nlohmann::json& j) {
   MOXING_CHECK(j.is_object(), "config JSON must be an object, got {}", j.dump());
   Config c;
+  if (j.contains("model")) {
+    MOXING_CHECK(j["model"].is_object(), "config JSON: [model] must be an object");
+    for (const auto& [k, v] : j["model"].items()) set_model_key(c.model, k, v, "config JSON");
+  }
   visit_sections(c, [&](const char* name, auto& section) {
     if (!j.contains(name)) return;
     const nlohmann::json& s = j.at(name);

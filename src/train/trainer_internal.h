@@ -1,15 +1,12 @@
-// Pieces shared by the classifier loop (trainer.cpp) and the language-model loop
-// (lm_trainer.cpp). Internal; not installed.
+// Pieces of the training loop shared by its files (loop.cpp, the tasks). Internal; not installed.
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
-#include "moxing/nn/module.h"
 #include "moxing/optim/optimizer.h"
 #include "moxing/optim/scheduler.h"
 #include "moxing/train/config.h"
@@ -43,12 +40,5 @@ struct RunPosition {
   int64_t last_saved_step = -1;
   std::string last_good_checkpoint;
 };
-
-/// Loads out's latest checkpoint into model, opt and sched, sets the default generator and
-/// pos from it, and returns its trainer state (for the loop's own fields). note receives the
-/// notes for the user (a config that differs from the checkpoint's).
-nlohmann::json resume_latest(const std::string& out, nn::Module& model, optim::Optimizer& opt,
-                             optim::LRScheduler& sched, const nlohmann::json& config,
-                             RunPosition& pos, const std::function<void(const std::string&)>& note);
 
 }  // namespace moxing::train::detail

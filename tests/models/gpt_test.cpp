@@ -11,6 +11,7 @@
 #include "moxing/autograd/gradcheck.h"
 #include "moxing/autograd/node.h"
 #include "moxing/io/safetensors.h"
+#include "moxing/models/family.h"
 #include "moxing/models/generation.h"
 #include "moxing/models/gpt.h"
 #include "moxing/ops/elementwise.h"
@@ -97,7 +98,8 @@ TEST(GPT, StateDictNamesAreTransformersNames) {
   auto model = GPT::from_pretrained(kModelDir);
   SafetensorsFile file = load_safetensors(kModelDir + "/model.safetensors");
   std::vector<std::string> ours, theirs;
-  for (const auto& [name, t] : model->state_dict()) ours.push_back(name);
+  Model m{&find_family("gpt2"), "GPT2LMHeadModel", {}, model};
+  for (const auto& [name, t] : weights_for_saving(m)) ours.push_back(name);  // lm_head is wte
   for (const auto& [name, t] : file.tensors) theirs.push_back(name);
   std::sort(ours.begin(), ours.end());
   std::sort(theirs.begin(), theirs.end());
@@ -130,7 +132,9 @@ TEST(GPT, TrainingLossAndGradientsMatchTransformers) {
         std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == param; });
     ASSERT_NE(it, params.end()) << param;
     ASSERT_TRUE(it->second.grad().defined()) << param;
-    EXPECT_LT(max_abs_diff(it->second.grad(), t), 1e-5) << param;
+    // transformers' Conv1D gradients are (in, out); ours follow nn::Linear's (out, in)
+    Tensor expected = find_family("gpt2").rules.is_transposed(param) ? t.t() : t;
+    EXPECT_LT(max_abs_diff(it->second.grad(), expected), 1e-5) << param;
     ++checked;
   }
   EXPECT_EQ(checked, 6);
@@ -234,7 +238,8 @@ TEST(GPT, LoadErrorsNameTheProblem) {
             "model directory " + tmp.path + " has no config.json");
   write_text(tmp.path + "/config.json", read_text(kModelDir + "/config.json"));
   EXPECT_EQ(error_of([&] { GPT::from_pretrained(tmp.path); }),
-            "model directory " + tmp.path + " has no model.safetensors");
+            "model directory " + tmp.path +
+                " has no model.safetensors (nor a sharded model.safetensors.index.json)");
 
   // a tensor missing
   SafetensorsFile file = load_safetensors(kModelDir + "/model.safetensors");
@@ -246,8 +251,11 @@ TEST(GPT, LoadErrorsNameTheProblem) {
   }
   save_safetensors(tmp.path + "/model.safetensors", fewer);
   std::string msg = error_of([&] { GPT::from_pretrained(tmp.path); });
-  EXPECT_NE(msg.find("missing tensors: transformer.wpe.weight, transformer.h.1.ln_2.bias"),
+  EXPECT_NE(msg.find("missing keys: transformer.wpe.weight, transformer.h.1.ln_2.bias"),
             std::string::npos)
+      << msg;
+  EXPECT_EQ(
+      msg.rfind(tmp.path + "/model.safetensors does not match " + tmp.path + "/config.json", 0), 0u)
       << msg;
 
   // every tensor of the wrong shape is named
@@ -257,18 +265,20 @@ TEST(GPT, LoadErrorsNameTheProblem) {
   config.replace(config.find("\"n_inner\": null"), 15, "\"n_inner\": 128");
   write_text(tmp.path + "/config.json", config);
   msg = error_of([&] { GPT::from_pretrained(tmp.path); });
+  // (in the model's layout: nn::Linear's (out, in))
   for (const char* line :
-       {"transformer.h.0.mlp.c_fc.weight: expected [64, 128], file has [64, 256]",
-        "transformer.h.0.mlp.c_fc.bias: expected [128], file has [256]",
-        "transformer.h.1.mlp.c_proj.weight: expected [128, 64], file has [256, 64]"}) {
+       {"transformer.h.0.mlp.c_fc.weight is [256, 64] in the checkpoint but [128, 64] in the model",
+        "transformer.h.0.mlp.c_fc.bias is [256] in the checkpoint but [128] in the model",
+        "transformer.h.1.mlp.c_proj.weight is [64, 256] in the checkpoint but [64, 128]"}) {
     EXPECT_NE(msg.find(line), std::string::npos) << msg;
   }
 
   // an unknown model type, with the file named
   write_text(tmp.path + "/config.json", "{\"model_type\": \"llama\"}");
   msg = error_of([&] { GPT::from_pretrained(tmp.path); });
-  EXPECT_EQ(msg,
-            tmp.path + "/config.json: model_type \"llama\" is not supported (moxing knows: gpt2)");
+  EXPECT_EQ(msg, tmp.path +
+                     "/config.json: model_type \"llama\" is not supported (moxing knows: cnn, gpt2 "
+                     "(alias gpt), mlp)");
   write_text(tmp.path + "/config.json", "{\"n_embd\": 64,");
   msg = error_of([&] { GPT::from_pretrained(tmp.path); });
   EXPECT_NE(msg.find(tmp.path + "/config.json: invalid JSON"), std::string::npos) << msg;
@@ -280,7 +290,7 @@ TEST(GPT, KVCacheStepRunsOnePosition) {
   model.eval();
   Tensor ids = from_vector<int64_t>({3, 1, 4, 1, 5, 9, 2, 6, 5}, {1, 9});
   Tensor full = model.forward(ids);  // (1,9,V)
-  KVCache cache(model.config());
+  KVCache cache = model.make_cache();
   EXPECT_EQ(cache.capacity(), 64);
   Tensor prefill = model.forward(ids.narrow(1, 0, 5), &cache);
   EXPECT_EQ(prefill.shape(), (Shape{1, 5, 37}));
@@ -296,9 +306,9 @@ TEST(GPT, KVCacheStepRunsOnePosition) {
   EXPECT_LT(max_abs_diff(chunk, full.narrow(1, 6, 3)), 1e-5);
   EXPECT_FALSE(chunk.requires_grad());
 
-  KVCache small(model.config(), 1, 4);
+  KVCache small = model.make_cache(1, 4);
   EXPECT_NE(error_of([&] { model.forward(ids, &small); }).find("capacity of 4"), std::string::npos);
-  KVCache batch2(model.config(), 2);
+  KVCache batch2 = model.make_cache(2);
   EXPECT_NE(error_of([&] { model.forward(ids, &batch2); }).find("batch size"), std::string::npos);
 }
 

@@ -4,7 +4,6 @@
 
 #include "moxing/moxing.h"
 #include "moxing/train/config.h"
-#include "moxing/train/models.h"
 #include "op_harness.h"
 
 using namespace moxing;
@@ -27,8 +26,10 @@ clip_grad_norm = 1
 skip_nonfinite = true
 )");
   EXPECT_EQ(c.model.name, "cnn");
-  EXPECT_EQ(c.model.channels, (std::vector<int64_t>{8, 16}));
-  EXPECT_EQ(c.model.hidden, (std::vector<int64_t>{128}));  // default
+  nlohmann::json m = c.model.resolved();
+  EXPECT_EQ(m.at("channels"), nlohmann::json({8, 16}));
+  EXPECT_EQ(m.at("hidden"), nlohmann::json({128}));  // default
+  EXPECT_EQ(m.at("kernel_size"), 3);
   EXPECT_EQ(c.optim.name, "sgd");
   EXPECT_DOUBLE_EQ(c.optim.lr, 0.1);
   EXPECT_DOUBLE_EQ(c.train.clip_grad_norm, 1.0);  // an integer where a float goes
@@ -44,12 +45,19 @@ TEST(Config, UnknownKeysAndWrongTypesListTheValidKeys) {
   e = error_of([] { Config::from_toml("[train]\nepochs = \"ten\"\n"); });
   EXPECT_TRUE(contains(e, "[train] epochs must be an integer, got a string")) << e;
   e = error_of([] { Config::from_toml("[model]\nhidden = [1.5]\n"); });
-  EXPECT_TRUE(contains(e, "hidden must be an array of integers")) << e;
+  EXPECT_TRUE(contains(e, "[model]: \"hidden\" must be an array of integers, got [1.5]")) << e;
+  e = error_of([] { Config::from_toml("[model]\nname = \"mlp\"\nchannels = [4]\n", "m.toml"); });
+  EXPECT_TRUE(contains(e,
+                       "unknown key 'channels' in [model] for mlp (valid: name, pretrained, "
+                       "hidden)"))
+      << e;
+  e = error_of([] { Config::from_toml("[model]\nname = \"cnn\"\nnum_labels = 4\n"); });
+  EXPECT_TRUE(contains(e, "[model] num_labels is taken from the data for cnn; remove it")) << e;
   e = error_of([] { Config::from_toml("[trainer]\nepochs = 1\n"); });
   EXPECT_TRUE(contains(e, "unknown section [trainer] (valid: model, data, optim, schedule, train)"))
       << e;
   e = error_of([] { Config::from_toml("[model]\nname = \"resnet\"\n"); });
-  EXPECT_TRUE(contains(e, "[model] name 'resnet' is not known (valid: mlp, cnn, gpt)")) << e;
+  EXPECT_TRUE(contains(e, "unknown model 'resnet' (moxing knows: cnn, gpt2 (alias gpt), mlp")) << e;
   e = error_of([] { Config::from_toml("[data]\nbatch_size = 0\n"); });
   EXPECT_TRUE(contains(e, "batch_size must be > 0")) << e;
   e = error_of([] { Config::from_toml("[data\n"); });
@@ -65,7 +73,7 @@ TEST(Config, SetOverridesOneKey) {
   c.set("data.path=\"/tmp/x y\"");
   EXPECT_DOUBLE_EQ(c.optim.lr, 3e-4);
   EXPECT_EQ(c.model.name, "cnn");
-  EXPECT_EQ(c.model.hidden, (std::vector<int64_t>{64, 32}));
+  EXPECT_EQ(c.model.resolved().at("hidden"), nlohmann::json({64, 32}));
   EXPECT_TRUE(c.train.skip_nonfinite);
   EXPECT_EQ(c.data.path, "/tmp/x y");
   std::string e = error_of([&] { c.set("optim.lrr=1"); });
@@ -86,23 +94,27 @@ TEST(Config, TomlAndJsonRoundTrip) {
   EXPECT_EQ(t.to_json(), c.to_json()) << c.to_toml();
   Config j = Config::from_json(c.to_json());
   EXPECT_EQ(j.to_json(), c.to_json());
-  EXPECT_TRUE(contains(c.to_toml(), "[model]\nname = \"mlp\"\nhidden = []\n")) << c.to_toml();
+  EXPECT_TRUE(contains(c.to_toml(), "[model]\nname = \"mlp\"\npretrained = \"\"\nhidden = []\n"))
+      << c.to_toml();
 }
 
-TEST(Models, MlpAndCnnShapes) {
-  Generator g(0);
-  train::ModelConfig mlp;
-  auto m = train::make_model(mlp, {1, 28, 28, 10}, &g);
-  EXPECT_EQ(m->num_parameters(), 784 * 128 + 128 + 128 * 10 + 10);
-  EXPECT_EQ(m->forward(zeros({2, 1, 28, 28})).shape(), (Shape{2, 10}));
-
-  train::ModelConfig cnn;
-  cnn.name = "cnn";
-  cnn.channels = {4, 8};
-  cnn.hidden = {};
-  auto c = train::make_model(cnn, {1, 28, 28, 10}, &g);
-  EXPECT_EQ(c->num_parameters(), (4 * 9 + 4) + (8 * 4 * 9 + 8) + (8 * 7 * 7 * 10 + 10));
-  EXPECT_EQ(c->forward(zeros({3, 1, 28, 28})).shape(), (Shape{3, 10}));
+// config.toml and trainer_state.json of runs made before families had their own [model] keys
+// hold every family's keys; they still load, keeping the family's own.
+TEST(Config, ResolvedConfigsOfOlderVersionsLoad) {
+  const char* old_model =
+      "[model]\nname = \"{}\"\nhidden = [64]\nchannels = [8]\nkernel_size = 5\nn_layer = 2\n"
+      "n_head = 2\nn_embd = 32\nn_positions = 16\ndropout = 0.0\n";
+  Config mlp = Config::from_toml(fmt::format(fmt::runtime(old_model), "mlp"));
+  EXPECT_EQ(mlp.model.resolved(), nlohmann::json({{"hidden", {64}}}));
+  Config cnn = Config::from_toml(fmt::format(fmt::runtime(old_model), "cnn"));
+  EXPECT_EQ(cnn.model.resolved().at("kernel_size"), 5);
+  Config gpt = Config::from_toml(fmt::format(fmt::runtime(old_model), "gpt") +
+                                 "[data]\nname = \"text\"\nfiles = [\"a.txt\"]\n");
+  nlohmann::json g = gpt.model.resolved();
+  EXPECT_EQ(g.at("n_embd"), 32);
+  EXPECT_EQ(g.at("resid_pdrop"), 0.0);  // "dropout" sets the three dropout probabilities
+  EXPECT_EQ(g.at("attn_pdrop"), 0.0);
+  EXPECT_FALSE(g.contains("hidden"));
 }
 
 TEST(Config, GptNeedsTextDataAndChecksItsKeys) {
@@ -125,9 +137,11 @@ tokenizer = "char"
   EXPECT_EQ(Config::from_toml(c.to_toml()).to_json(), c.to_json());
 
   std::string e = error_of([] { Config::from_toml("[model]\nname = \"gpt\"\n"); });
-  EXPECT_TRUE(contains(e, "goes with [data] name \"text\"")) << e;
+  EXPECT_TRUE(contains(e, "[data] name 'fashion-mnist' is not known (valid: text)")) << e;
   e = error_of([&] { c.set("model.n_head=3"); });
-  EXPECT_TRUE(contains(e, "n_embd 32 must be a multiple of n_head 3")) << e;
+  EXPECT_TRUE(contains(e, "n_embd 32 must be a positive multiple of n_head 3")) << e;
+  e = error_of([&] { c.set("model.vocab_size=3"); });
+  EXPECT_TRUE(contains(e, "[model] vocab_size is taken from the data for gpt2")) << e;
   e = error_of([&] { c.set("data.files=[1, 2]"); });
   EXPECT_TRUE(contains(e, "must be an array of strings")) << e;
   e = error_of([&] { c.set("data.tokenizer=bpe"); });

@@ -1,6 +1,6 @@
 // Language-model runs: documents from fortune/lines/text files, the split token files and
-// their reuse, window sampling, and fit_lm on a tiny corpus: the loss falls below the unigram
-// baseline, a resumed run ends with the weights of an uninterrupted one, final/ is a model
+// their reuse, window sampling, and the causal-lm task on a tiny corpus: the loss falls below the
+// unigram baseline, a resumed run ends with the weights of an uninterrupted one, final/ is a model
 // folder that loads and generates, and bad files give clear errors.
 #include <gtest/gtest.h>
 
@@ -15,7 +15,8 @@
 #include "moxing/models/generation.h"
 #include "moxing/moxing.h"
 #include "moxing/train/lm_data.h"
-#include "moxing/train/lm_trainer.h"
+#include "moxing/train/tasks/causal_lm.h"
+#include "moxing/train/trainer.h"
 #include "op_harness.h"
 
 using namespace moxing;
@@ -174,18 +175,18 @@ TEST(LMTrainer, LearnsResumesExactlyAndWritesAModelFolder) {
   write_file(d / "c.txt", corpus());
   train::Config c = tiny_config(d / "c.txt");
 
-  train::TrainSummary full = train::fit_lm(c, quiet(d / "full"));
+  train::TrainSummary full = train::fit(c, quiet(d / "full"));
   ASSERT_TRUE(full.val_loss && full.baseline_loss);
   EXPECT_LT(*full.val_loss, 0.75 * *full.baseline_loss);
   EXPECT_EQ(full.steps, 100);
 
   train::TrainOptions part = quiet(d / "resumed");
   part.stop_after_step = 25;
-  train::TrainSummary first = train::fit_lm(c, part);
+  train::TrainSummary first = train::fit(c, part);
   EXPECT_TRUE(first.interrupted);
   train::TrainOptions rest = quiet(d / "resumed");
   rest.resume = true;
-  train::TrainSummary second = train::fit_lm(c, rest);
+  train::TrainSummary second = train::fit(c, rest);
   EXPECT_EQ(second.steps, 100);
   EXPECT_EQ(*second.val_loss, *full.val_loss);
   EXPECT_EQ(read_text_file((d / "full" / "final" / "model.safetensors").string()),
@@ -223,6 +224,58 @@ TEST(LMTrainer, LearnsResumesExactlyAndWritesAModelFolder) {
   models::SamplingConfig s;
   s.greedy = true;
   s.max_new_tokens = 6;
-  std::vector<int32_t> out = models::generate(*lm.model, prompt, s);
+  std::vector<int32_t> out = models::generate(*lm.lm, prompt, s);
   EXPECT_EQ(lm.tokenizer->decode(out), "abcabc");
+}
+
+// Dropout draws from the default generator, which every checkpoint saves: a run interrupted and
+// resumed with dropout on ends with the weights of an uninterrupted one, and only the newest
+// keep_checkpoints step checkpoints stay.
+TEST(LMTrainer, ResumeWithDropoutIsExactAndOldCheckpointsGo) {
+  fs::path d = temp_dir("dropout");
+  write_file(d / "c.txt", corpus());
+  train::Config c = tiny_config(d / "c.txt");
+  c.set("model.dropout=0.1");
+  c.set("train.steps=30");
+  c.set("train.checkpoint_every=5");
+  c.set("train.keep_checkpoints=2");
+  train::fit(c, quiet(d / "full"));
+  train::TrainOptions part = quiet(d / "resumed");
+  part.stop_after_step = 12;
+  train::fit(c, part);
+  train::TrainOptions rest = quiet(d / "resumed");
+  rest.resume = true;
+  train::fit(c, rest);
+  EXPECT_EQ(read_text_file((d / "full" / "final" / "model.safetensors").string()),
+            read_text_file((d / "resumed" / "final" / "model.safetensors").string()));
+  EXPECT_EQ(train::complete_checkpoints((d / "full").string()),
+            (std::vector<std::string>{(d / "full" / "checkpoints" / "step-25").string(),
+                                      (d / "full" / "checkpoints" / "step-30").string()}));
+}
+
+// A damaged newest checkpoint (truncated weights) is reported and the one before it is used.
+TEST(LMTrainer, ResumeSkipsADamagedCheckpoint) {
+  fs::path d = temp_dir("damaged");
+  write_file(d / "c.txt", corpus());
+  train::Config c = tiny_config(d / "c.txt");
+  c.set("train.steps=20");
+  c.set("train.checkpoint_every=5");
+  train::fit(c, quiet(d / "full"));
+  train::TrainOptions part = quiet(d / "resumed");
+  part.stop_after_step = 10;
+  train::fit(c, part);
+  fs::path newest = d / "resumed" / "checkpoints" / "step-10";
+  fs::resize_file(newest / "model.safetensors", 100);
+  train::TrainOptions rest = quiet(d / "resumed");
+  rest.resume = true;
+  train::TrainSummary s = train::fit(c, rest);
+  EXPECT_EQ(s.steps, 20);
+  EXPECT_EQ(read_text_file((d / "full" / "final" / "model.safetensors").string()),
+            read_text_file((d / "resumed" / "final" / "model.safetensors").string()));
+  // every checkpoint damaged: a clear error
+  for (const auto& ck : train::complete_checkpoints((d / "resumed").string())) {
+    write_file(fs::path(ck) / "trainer_state.json", "{not json");
+  }
+  std::string e = error_of([&] { train::fit(c, rest); });
+  EXPECT_TRUE(contains(e, "every checkpoint in")) << e;
 }

@@ -54,14 +54,24 @@ train::DataSplits synthetic(bool with_nan = false) {
   }
   d.val = va;
   d.test = va;
-  d.shape = {1, 4, 4, 3};
+  d.channels = 1;
+  d.image_size = 4;
+  d.num_classes = 3;
   d.class_names = {"top", "left", "other"};
   return d;
 }
 
+// A task added by a file, as users add theirs: image classification over the synthetic splits
+// (the NaN ones when [data] path is "nan").
+std::unique_ptr<train::Task> make_synthetic_task(const train::Config& config) {
+  return train::make_image_classification_task(config, synthetic(config.data.path == "nan"));
+}
+MOXING_REGISTER_TASK("synthetic-images", make_synthetic_task);
+
 train::Config small_config() {
   train::Config c;
-  c.model.hidden = {16};
+  c.train.task = "synthetic-images";
+  c.model.fields["hidden"] = {16};
   c.data.batch_size = 8;  // 72 train examples: 9 batches, 5 steps per epoch with grad_accum 2
   c.data.eval_batch_size = 10;
   c.optim.name = "adamw";
@@ -106,25 +116,24 @@ train::TrainOptions quiet(const std::string& out) {
 }  // namespace
 
 TEST(Trainer, ResumedRunGivesExactlyTheSameLosses) {
-  train::DataSplits d = synthetic();
   train::Config c = small_config();
 
   std::string full = fresh_dir("full");
-  train::TrainSummary a = train::fit(c, d, quiet(full));
+  train::TrainSummary a = train::fit(c, quiet(full));
   EXPECT_EQ(a.steps, 12);
   EXPECT_FALSE(a.interrupted);
 
   std::string split = fresh_dir("split");
   train::TrainOptions first = quiet(split);
   first.stop_after_step = 7;  // mid-epoch, between checkpoints: the stop saves step-7
-  train::TrainSummary b1 = train::fit(c, d, first);
+  train::TrainSummary b1 = train::fit(c, first);
   EXPECT_TRUE(b1.interrupted);
   EXPECT_EQ(b1.steps, 7);
   EXPECT_TRUE(fs::exists(split + "/checkpoints/step-7/trainer_state.json"));
   EXPECT_FALSE(fs::exists(split + "/final"));
   train::TrainOptions second = quiet(split);
   second.resume = true;
-  train::TrainSummary b2 = train::fit(c, d, second);
+  train::TrainSummary b2 = train::fit(c, second);
   EXPECT_EQ(b2.steps, 12);
   EXPECT_FALSE(b2.interrupted);
 
@@ -146,7 +155,7 @@ TEST(Trainer, WritesTheRunFolder) {
   c.train.checkpoint_every = 0;  // at each epoch end
   c.train.best_metric = "val/loss";
   std::string run = fresh_dir("files");
-  train::TrainSummary s = train::fit(c, d, quiet(run));
+  train::TrainSummary s = train::fit(c, quiet(run));
   EXPECT_EQ(s.steps, 18);
   EXPECT_DOUBLE_EQ(s.epochs, 2.0);
   for (const char* f :
@@ -163,33 +172,35 @@ TEST(Trainer, WritesTheRunFolder) {
   }
   EXPECT_EQ(j.at("best").at("metric"), "val/loss");
 
-  train::LoadedModel m = train::load_trained_model(run);
+  train::LoadedRun m = train::load_run(run);
   EXPECT_EQ(m.checkpoint_dir, run + "/final");
-  EXPECT_EQ(m.class_names.size(), 3u);
-  train::EvalResult r = train::evaluate(*m.model, d.test, 7, 3);
+  EXPECT_EQ(m.trainer_state.at("class_names").size(), 3u);
+  EXPECT_EQ(m.model.family->name, "mlp");
+  train::EvalResult r =
+      train::evaluate(m.model.expect<nn::UnaryModule>("a classifier"), d.test, 7, 3);
   EXPECT_DOUBLE_EQ(r.report.accuracy, *s.test_accuracy);
 
   // a finished run resumed does nothing more
   train::TrainOptions again = quiet(run);
   again.resume = true;
-  EXPECT_EQ(train::fit(c, d, again).steps, 18);
+  EXPECT_EQ(train::fit(c, again).steps, 18);
   std::string e = error_of([&] {
     train::TrainOptions o = quiet(fresh_dir("nothing"));
     o.resume = true;
-    train::fit(c, d, o);
+    train::fit(c, o);
   });
   EXPECT_TRUE(contains(e, "no checkpoint in")) << e;
 }
 
 TEST(Trainer, NonFiniteLossStopsAndNamesTheStep) {
-  train::DataSplits d = synthetic(/*with_nan=*/true);
   train::Config c = small_config();
+  c.data.path = "nan";
   c.train.checkpoint_every = 1;
   c.train.grad_accum = 1;
   c.train.clip_grad_norm = 0;
-  c.model.hidden = {};  // a linear model: the NaN reaches the logits
+  c.model.fields["hidden"] = nlohmann::json::array();  // a linear model: NaN reaches the logits
   std::string run = fresh_dir("nan");
-  std::string e = error_of([&] { train::fit(c, d, quiet(run)); });
+  std::string e = error_of([&] { train::fit(c, quiet(run)); });
   const std::string marker = "non-finite loss or gradient at step ";
   size_t at = e.find(marker);
   ASSERT_NE(at, std::string::npos) << e;
@@ -205,12 +216,12 @@ TEST(Trainer, NonFiniteLossStopsAndNamesTheStep) {
 
   c.train.skip_nonfinite = true;
   std::string run2 = fresh_dir("nan_skip");
-  train::TrainSummary s = train::fit(c, d, quiet(run2));
+  train::TrainSummary s = train::fit(c, quiet(run2));
   EXPECT_EQ(s.steps, 12);
   auto losses = train_losses(run2);
   for (const auto& [step, loss] : losses) EXPECT_TRUE(std::isfinite(loss)) << step;
-  train::LoadedModel lm = train::load_trained_model(run2);
-  for (const Tensor& p : lm.model->parameters()) {
+  train::LoadedRun lm = train::load_run(run2);
+  for (const Tensor& p : lm.model.module->parameters()) {
     Tensor f = p.to(DType::f64).contiguous();
     for (int64_t i = 0; i < f.numel(); ++i) ASSERT_TRUE(std::isfinite(f.data<double>()[i]));
   }

@@ -13,7 +13,7 @@
 #include "moxing/models/generation.h"
 #include "moxing/models/gpt.h"
 #include "moxing/tokenizers/utf8.h"
-#include "moxing/train/lm_trainer.h"
+#include "moxing/train/tasks/causal_lm.h"
 
 namespace moxing::tools {
 
@@ -99,7 +99,7 @@ int run_generate(const GenerateOptions& o) {
   if (!o.json) std::cout << prompt << std::flush;
   std::string stop_reason = "max_new_tokens";
   auto start = std::chrono::steady_clock::now();
-  std::vector<int32_t> out = models::generate(*lm.model, ids, cfg, [&](int32_t id) {
+  std::vector<int32_t> out = models::generate(*lm.lm, ids, cfg, [&](int32_t id) {
     if (eos && id == *eos) {
       stop_reason = "eos";
       return false;
@@ -176,7 +176,7 @@ int run_perplexity(const PerplexityOptions& o) {
   std::string text = read_text_file(o.file);
   tokenizers::check_utf8(text, o.file);
   std::vector<int32_t> ids = lm.tokenizer->encode(text);
-  models::PerplexityResult r = models::perplexity(*lm.model, ids, o.stride);
+  models::PerplexityResult r = models::perplexity(*lm.lm, ids, o.stride);
   if (o.json) {
     nlohmann::json j = {{"model", lm.dir},
                         {"file", o.file},

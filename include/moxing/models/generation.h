@@ -1,5 +1,5 @@
-// Text generation and perplexity for a GPT: Hugging Face's sampling pipeline (repetition
-// penalty, temperature, top-k, top-p) with a seeded Philox stream, and the strided
+// Text generation and perplexity for any causal language model: Hugging Face's sampling pipeline
+// (repetition penalty, temperature, top-k, top-p) with a seeded Philox stream, and the strided
 // sliding-window perplexity of the transformers guide. Token ids in, token ids out: no
 // tokenizer here.
 #pragma once
@@ -8,7 +8,7 @@
 #include <functional>
 #include <vector>
 
-#include "moxing/models/gpt.h"
+#include "moxing/models/causal_lm.h"
 
 namespace moxing::models {
 
@@ -30,7 +30,7 @@ struct SamplingConfig {
 /// Calls on_token(id) for each new token as soon as it is chosen; on_token returning false
 /// stops. Returns the new ids. Runs in eval mode under NoGradGuard (the mode is restored).
 /// The same seed gives the same tokens with and without the cache.
-std::vector<int32_t> generate(GPT& model, const std::vector<int32_t>& prompt,
+std::vector<int32_t> generate(CausalLM& model, const std::vector<int32_t>& prompt,
                               const SamplingConfig& cfg,
                               const std::function<bool(int32_t)>& on_token = {});
 
@@ -53,6 +53,6 @@ struct PerplexityResult {
 /// has no context and is not scored (with stride < n_positions that is only the first token of
 /// ids). The mean is over all scored tokens (the guide weights each window's mean by its token
 /// count minus one, an approximation not copied here). Runs in eval mode under NoGradGuard.
-PerplexityResult perplexity(GPT& model, const std::vector<int32_t>& ids, int64_t stride = 0);
+PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t stride = 0);
 
 }  // namespace moxing::models

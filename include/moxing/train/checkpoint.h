@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "moxing/core/rng.h"
 #include "moxing/nn/module.h"
@@ -21,6 +22,9 @@ void save_checkpoint(const std::string& dir, const nn::Module& model, const opti
 /// Loads the weights (strict) and, when opt is given, the optimizer state; returns the
 /// trainer state. Errors name the folder and the missing or bad file.
 nlohmann::json load_checkpoint(const std::string& dir, nn::Module& model, optim::Optimizer* opt);
+
+/// The complete checkpoints "<run_dir>/checkpoints/step-N" (with trainer_state.json), by N.
+std::vector<std::string> complete_checkpoints(const std::string& run_dir);
 
 /// The complete checkpoint "<run_dir>/checkpoints/step-N" with the largest N, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);

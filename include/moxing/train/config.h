@@ -11,35 +11,26 @@
 
 namespace moxing::train {
 
-/// name "mlp": Flatten, then Linear+ReLU per entry of hidden, then Linear to the classes.
-/// name "cnn": per entry of channels a block Conv2d(kernel_size, same padding)-ReLU-MaxPool2d(2),
-/// then Flatten, Linear+ReLU per entry of hidden, Linear to the classes.
-/// name "gpt": a GPT-2 language model (models/gpt.h) with n_layer blocks of n_head heads,
-/// width n_embd, context n_positions (also the length of training windows) and dropout for
-/// embeddings, attention and residuals; its vocabulary is the tokenizer's.
+/// [model]: name is a registered model family or alias ("mlp", "cnn", "gpt2" alias "gpt", ...:
+/// models::families()); pretrained is a model folder to start from (its config.json replaces the
+/// family's defaults and its weights are loaded; tensors it lacks, such as a new head, are
+/// freshly initialized and reported). Every other key is a field of the family's config table,
+/// with Hugging Face's names (n_layer, n_embd, ... for gpt2; hidden for mlp; channels,
+/// kernel_size, hidden for cnn), checked against the family when the config is validated: an
+/// unknown key is an error listing the family's keys. Fields the task fills from the data
+/// (vocab_size, num_labels, ...) cannot be set here.
 struct ModelConfig {
   std::string name = "mlp";
-  std::vector<int64_t> hidden = {128};
-  std::vector<int64_t> channels = {32, 64};
-  int64_t kernel_size = 3;
-  int64_t n_layer = 4;
-  int64_t n_head = 4;
-  int64_t n_embd = 256;
-  int64_t n_positions = 128;
-  double dropout = 0.1;
+  std::string pretrained;
+  /// The family's keys as given (JSON values of the TOML ones).
+  nlohmann::json fields = nlohmann::json::object();
 
-  template <class F>
-  void visit(F&& f) {
-    f("name", name);
-    f("hidden", hidden);
-    f("channels", channels);
-    f("kernel_size", kernel_size);
-    f("n_layer", n_layer);
-    f("n_head", n_head);
-    f("n_embd", n_embd);
-    f("n_positions", n_positions);
-    f("dropout", dropout);
-  }
+  /// The family's whole field table: defaults filled and shorthands expanded (without the keys
+  /// the data fills). Errors name the key and list the valid ones.
+  nlohmann::json resolved(const std::string& where = "config") const;
+  /// Keys valid in a TOML [model] section of this family: name, pretrained, the family's
+  /// fields except those filled from data, its shorthands.
+  std::vector<std::string> valid_keys() const;
 };
 
 /// name "fashion-mnist" (IDX files in path, default /usr/share/datasets/fashion-mnist) or
@@ -144,6 +135,11 @@ struct TrainLoopConfig {
   int64_t log_every = 50;
   bool skip_nonfinite = false;
   std::string best_metric = "val/accuracy";
+  /// A registered task ("image-classification", "causal-lm", ...); empty: the task of the
+  /// model family's architecture.
+  std::string task;
+  /// Step checkpoints kept in checkpoints/ (the newest; best/ and final/ are kept besides).
+  int64_t keep_checkpoints = 3;
 
   template <class F>
   void visit(F&& f) {
@@ -158,6 +154,8 @@ struct TrainLoopConfig {
     f("log_every", log_every);
     f("skip_nonfinite", skip_nonfinite);
     f("best_metric", best_metric);
+    f("task", task);
+    f("keep_checkpoints", keep_checkpoints);
   }
 };
 
@@ -176,7 +174,8 @@ struct Config {
   /// Applies "section.key=value"; value is read as TOML (5, 1e-3, true, [64, 32], "x"),
   /// and as a plain string when it is not TOML (name=cnn). On error the config is unchanged.
   void set(const std::string& assignment);
-  /// Checks ranges and names (batch_size > 0, val_fraction in [0, 1), known model ...).
+  /// Checks ranges and names (batch_size > 0, val_fraction in [0, 1), the model family and its
+  /// keys, the task and its [data] ...).
   void validate() const;
 
   /// Every key of every section, as TOML (what OUT/config.toml holds).
@@ -184,5 +183,9 @@ struct Config {
   nlohmann::json to_json() const;
   static Config from_json(const nlohmann::json& j);
 };
+
+/// Throws "config: <what> '<value>' is not known (valid: ...)" unless value is one of valid.
+void check_choice(const std::string& what, const std::string& value,
+                  const std::vector<std::string>& valid);
 
 }  // namespace moxing::train

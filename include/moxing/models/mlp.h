@@ -1,0 +1,41 @@
+// The "mlp" family: an image classifier that flattens its input (B,C,H,W) and runs Linear+ReLU
+// per hidden size, then a Linear to the classes: one nn::Sequential, so its tensors are named
+// "0.weight", "2.weight", ... as torch's nn.Sequential names them.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "moxing/core/rng.h"
+#include "moxing/nn/containers.h"
+
+namespace moxing::models {
+
+/// The mlp field table. num_channels, image_size and num_labels come from the data.
+struct MLPConfig {
+  std::vector<int64_t> hidden = {128};
+  int64_t num_channels = 1;
+  int64_t image_size = 28;
+  int64_t num_labels = 10;
+
+  template <class F>
+  void visit(F&& f) {
+    f("hidden", hidden);
+    f("num_channels", num_channels);
+    f("image_size", image_size);
+    f("num_labels", num_labels);
+  }
+  /// Positive sizes, at least two labels.
+  void validate() const;
+};
+
+/// Appends the classifier head: Flatten, [Linear(.., h), ReLU] per hidden size, Linear(.., K).
+/// features is the flattened input size. Weights drawn from gen in layer order.
+void append_mlp_head(nn::Sequential& model, int64_t features, const std::vector<int64_t>& hidden,
+                     int64_t num_labels, Generator* gen);
+
+/// Builds the mlp classifier: inputs (B,C,H,W) -> logits (B,K).
+std::shared_ptr<nn::Sequential> make_mlp(const MLPConfig& config, Generator* gen = nullptr);
+
+}  // namespace moxing::models

@@ -1,0 +1,334 @@
+// The family registry and the one Hugging Face loader: config.json through the family's field
+// table, model.safetensors (or its shards) through the family's weight rules, one report of
+// what does not match (from load_state_dict).
+#include "moxing/models/family.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "moxing/io/checkpoint.h"
+#include "moxing/io/safetensors.h"
+
+namespace moxing::models {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::vector<Family>& registry() {
+  static std::vector<Family> families;
+  return families;
+}
+
+std::string registered_names() {
+  std::vector<std::string> names;
+  for (const Family* f : families()) {
+    std::string n = f->name;
+    if (!f->aliases.empty()) n += fmt::format(" (alias {})", fmt::join(f->aliases, ", "));
+    names.push_back(n);
+  }
+  return fmt::format("{}", fmt::join(names, ", "));
+}
+
+// Keys of config.json that describe the file, not the family's fields.
+const char* kFileKeys[] = {"model_type", "architectures", "dtype", "torch_dtype"};
+
+// "float32" as transformers writes config.json's dtype.
+std::string config_dtype_name(DType t) {
+  switch (t) {
+    case DType::f64:
+      return "float64";
+    case DType::bf16:
+      return "bfloat16";
+    case DType::f16:
+      return "float16";
+    default:
+      return "float32";
+  }
+}
+
+// The files holding a folder's weights: model.safetensors, or the shards of its index.
+std::vector<SafetensorsFile> load_weight_files(const std::string& dir) {
+  fs::path single = fs::path(dir) / "model.safetensors";
+  fs::path index = fs::path(dir) / "model.safetensors.index.json";
+  std::vector<SafetensorsFile> files;
+  if (fs::exists(single)) {
+    files.push_back(load_safetensors(single.string()));
+    return files;
+  }
+  MOXING_CHECK(fs::exists(index),
+               "model directory {} has no model.safetensors (nor a sharded "
+               "model.safetensors.index.json)",
+               dir);
+  json j;
+  try {
+    j = json::parse(read_text_file(index.string()));
+  } catch (const json::exception& e) {
+    fail("{}: not valid JSON ({})", index.string(), e.what());
+  }
+  MOXING_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
+               "{}: no \"weight_map\" object naming each tensor's shard", index.string());
+  std::set<std::string> shards;
+  for (const auto& [name, file] : j["weight_map"].items()) {
+    MOXING_CHECK(file.is_string(), "{}: the shard of {} must be a file name, got {}",
+                 index.string(), name, file.dump());
+    std::string f = file.get<std::string>();
+    MOXING_CHECK(f.find('/') == std::string::npos && f.find("..") == std::string::npos,
+                 "{}: shard name {} must be a file in the folder", index.string(), f);
+    shards.insert(f);
+  }
+  MOXING_CHECK(!shards.empty(), "{}: the weight_map is empty", index.string());
+  for (const std::string& f : shards) {
+    files.push_back(load_safetensors((fs::path(dir) / f).string()));
+  }
+  return files;
+}
+
+// The file's tensors under the model's state_dict names, through the family's rules; tied
+// names the file leaves out are filled from the name they share a tensor with.
+nn::TensorList map_file_tensors(const std::vector<SafetensorsFile>& files, const Model& model) {
+  const WeightRules& rules = model.family->rules;
+  nn::TensorList model_state = model.module->state_dict();
+  std::set<std::string> model_names;
+  for (const auto& [n, t] : model_state) model_names.insert(n);
+  nn::TensorList state;
+  std::set<std::string> given;
+  for (const SafetensorsFile& file : files) {
+    for (const auto& [file_name, tensor] : file.tensors) {
+      bool ignored = false;
+      for (const auto& s : rules.ignored_suffixes) ignored = ignored || ends_with(file_name, s);
+      if (ignored) continue;
+      std::string name = file_name;
+      if (!model_names.count(name)) {
+        for (const auto& prefix : rules.optional_prefixes) {
+          if (model_names.count(prefix + file_name)) name = prefix + file_name;
+        }
+      }
+      Tensor t = tensor;
+      if (rules.is_transposed(name) && t.dim() == 2) t = t.t();  // a view: no copy
+      if (given.insert(name).second) state.emplace_back(name, t);
+    }
+  }
+  // tied weights: one tensor registered under several names; the file holds one of them
+  std::unordered_map<const TensorImpl*, std::string> first_name;
+  std::map<std::string, Tensor> by_name(state.begin(), state.end());
+  std::vector<std::vector<std::string>> groups;
+  std::unordered_map<const TensorImpl*, size_t> group_of;
+  for (const auto& [n, t] : model_state) {
+    auto [it, inserted] = group_of.emplace(t.impl(), groups.size());
+    if (inserted) groups.emplace_back();
+    groups[it->second].push_back(n);
+  }
+  for (const auto& names : groups) {
+    if (names.size() < 2) continue;
+    const Tensor* source = nullptr;
+    for (const auto& n : names) {
+      auto it = by_name.find(n);
+      if (it != by_name.end()) {
+        source = &it->second;
+        break;
+      }
+    }
+    if (source == nullptr) continue;
+    Tensor src = *source;
+    for (const auto& n : names) {
+      if (!by_name.count(n)) {
+        state.emplace_back(n, src);
+        by_name[n] = src;
+      }
+    }
+  }
+  return state;
+}
+
+void load_into(const std::vector<SafetensorsFile>& files, const Model& model, bool allow_missing,
+               LoadReport* report, const std::string& where) {
+  nn::TensorList state = map_file_tensors(files, model);
+  try {
+    nn::LoadStateDictResult r = model.module->load_state_dict(state, !allow_missing);
+    if (report != nullptr) {
+      report->newly_initialized = r.missing_keys;
+      report->unused = r.unexpected_keys;
+    }
+  } catch (const Error& e) {
+    fail("{}: {}", where, e.what());
+  }
+}
+
+}  // namespace
+
+bool WeightRules::is_transposed(const std::string& name) const {
+  for (const auto& s : transposed_suffixes) {
+    if (ends_with(name, s)) return true;
+  }
+  return false;
+}
+
+const Architecture& Family::architecture(const std::string& arch) const {
+  MOXING_CHECK(!architectures.empty(), "family {} declares no architecture", name);
+  if (arch.empty()) return architectures.front();
+  std::vector<std::string> names;
+  for (const Architecture& a : architectures) {
+    if (a.name == arch) return a;
+    names.push_back(a.name);
+  }
+  fail("family {} has no architecture {} (it builds: {})", name, arch, fmt::join(names, ", "));
+}
+
+void register_family(Family family) {
+  for (const Family& f : registry()) {
+    MOXING_CHECK(f.name != family.name, "model family {} is registered twice", family.name);
+  }
+  registry().push_back(std::move(family));
+}
+
+std::vector<const Family*> families() {
+  std::vector<const Family*> out;
+  for (const Family& f : registry()) out.push_back(&f);
+  std::sort(out.begin(), out.end(),
+            [](const Family* a, const Family* b) { return a->name < b->name; });
+  return out;
+}
+
+const Family& find_family(const std::string& name) {
+  for (const Family& f : registry()) {
+    if (f.name == name) return f;
+    for (const auto& a : f.aliases) {
+      if (a == name) return f;
+    }
+  }
+  fail("unknown model '{}' (moxing knows: {})", name, registered_names());
+}
+
+const Family& family_of_config(const json& config, const std::string& where) {
+  if (config.contains("model_type")) {
+    const json& t = config["model_type"];
+    MOXING_CHECK(t.is_string(), "{}: \"model_type\" must be a string, got {}", where, t.dump());
+    std::string type = t.get<std::string>();
+    for (const Family* f : families()) {
+      if (f->name == type) return *f;
+    }
+    fail("{}: model_type \"{}\" is not supported (moxing knows: {})", where, type,
+         registered_names());
+  }
+  if (config.contains("architectures") && config["architectures"].is_array()) {
+    for (const json& a : config["architectures"]) {
+      if (!a.is_string()) continue;
+      for (const Family* f : families()) {
+        for (const Architecture& arch : f->architectures) {
+          if (arch.name == a.get<std::string>()) return *f;
+        }
+      }
+    }
+    fail("{}: architectures {} are not supported and there is no model_type (moxing knows: {})",
+         where, config["architectures"].dump(), registered_names());
+  }
+  fail("{}: no \"model_type\" or \"architectures\" naming the model", where);
+}
+
+Model build_model(const Family& family, const json& fields, const std::string& architecture,
+                  Generator* gen, bool keep_unknown) {
+  json own = fields;
+  for (const char* k : kFileKeys) own.erase(k);
+  Model m;
+  m.family = &family;
+  m.architecture = family.architecture(architecture).name;
+  m.config = family.resolve(own, "config", keep_unknown);
+  m.config["model_type"] = family.name;
+  m.config["architectures"] = json::array({m.architecture});
+  m.module = family.build(m.config, m.architecture, gen);
+  return m;
+}
+
+json read_config_json(const std::string& dir) {
+  MOXING_CHECK(fs::is_directory(dir), "model directory {} does not exist", dir);
+  fs::path path = fs::path(dir) / "config.json";
+  MOXING_CHECK(fs::exists(path), "model directory {} has no config.json", dir);
+  json j;
+  try {
+    j = json::parse(read_text_file(path.string()));
+  } catch (const json::exception& e) {
+    fail("{}: invalid JSON: {}", path.string(), e.what());
+  }
+  MOXING_CHECK(j.is_object(), "{}: not a JSON object", path.string());
+  return j;
+}
+
+Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
+                      LoadReport* report) {
+  json config = read_config_json(dir);
+  std::string config_path = (fs::path(dir) / "config.json").string();
+  // the architecture first: a folder of another model fails on that, not on its files
+  const Family& family = family_of_config(config, config_path);
+  std::string arch = options.architecture;
+  if (arch.empty() && config.contains("architectures") && config["architectures"].is_array()) {
+    for (const json& a : config["architectures"]) {
+      if (!a.is_string()) continue;
+      for (const Architecture& known : family.architectures) {
+        if (known.name == a.get<std::string>() && arch.empty()) arch = known.name;
+      }
+    }
+  }
+  for (const auto& [k, v] : options.overrides.items()) config[k] = v;
+  Model m;
+  try {
+    m = build_model(family, config, arch, nullptr, /*keep_unknown=*/true);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    const std::string prefix = "config: ";
+    if (msg.compare(0, prefix.size(), prefix) == 0) msg = msg.substr(prefix.size());
+    fail("{}: {}", config_path, msg);
+  }
+  std::vector<SafetensorsFile> files = load_weight_files(dir);
+  load_into(files, m, options.allow_missing, report,
+            fmt::format("{} does not match {}", files.front().path, config_path));
+  return m;
+}
+
+void load_weights(const std::string& dir, const Model& model) {
+  std::vector<SafetensorsFile> files = load_weight_files(dir);
+  load_into(files, model, false, nullptr, files.front().path);
+}
+
+std::vector<std::pair<std::string, Tensor>> weights_for_saving(const Model& model) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  std::set<const TensorImpl*> seen;
+  for (const auto& [name, t] : model.module->state_dict()) {
+    if (!seen.insert(t.impl()).second) continue;  // a tied name: saved once
+    bool transposed = model.family->rules.is_transposed(name) && t.dim() == 2;
+    out.emplace_back(name, transposed ? t.t() : t);
+  }
+  return out;
+}
+
+void Model::save_pretrained(const std::string& dir) const {
+  fs::create_directories(dir);
+  json j = config;
+  DType dtype = DType::f32;
+  for (const Tensor& p : module->parameters()) {
+    if (is_floating(p.dtype())) {
+      dtype = p.dtype();
+      break;
+    }
+  }
+  j["dtype"] = config_dtype_name(dtype);
+  j.erase("torch_dtype");
+  std::string config_path = (fs::path(dir) / "config.json").string();
+  write_text_file_atomic(config_path, j.dump(2) + "\n");
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), weights_for_saving(*this),
+                   {{"format", "pt"}});
+}
+
+}  // namespace moxing::models

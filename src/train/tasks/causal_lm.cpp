@@ -1,0 +1,216 @@
+// The causal-lm task: token files written once into the run folder, windows keyed by
+// (seed, step) so that no loader state needs saving, AdamW without decay on biases and norms,
+// validation against the unigram baseline, checkpoints that carry the tokenizer.
+#include "moxing/train/tasks/causal_lm.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include "moxing/autograd/node.h"
+#include "moxing/core/error.h"
+#include "moxing/io/checkpoint.h"
+#include "moxing/ops/loss.h"
+#include "moxing/ops/reduction.h"
+#include "moxing/optim/param_groups.h"
+#include "moxing/train/lm_data.h"
+#include "moxing/train/task.h"
+#include "moxing/train/trainer.h"
+
+namespace moxing::train {
+
+namespace fs = std::filesystem;
+
+LMEvalResult evaluate_lm(models::CausalLM& model, const TokenFile& tokens, int64_t batch) {
+  const int64_t T = model.context_length();
+  const int64_t windows = (tokens.size() - 1) / T;
+  MOXING_CHECK(windows > 0,
+               "evaluate: {} has {} tokens, fewer than one window of n_positions + 1 = {}",
+               tokens.path(), tokens.size(), T + 1);
+  nn::Module& module = model.module();
+  bool was_training = module.is_training();
+  module.eval();
+  NoGradGuard no_grad;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (int64_t first = 0; first < windows; first += batch) {
+    int64_t count = std::min(batch, windows - first);
+    Tensor x, y;
+    sequential_windows(tokens, T, first, count, x, y);
+    Tensor logits = model.lm_head(model.hidden_states(x));  // (B,T,V)
+    Tensor flat = logits.reshape({count * T, logits.size(2)});
+    Tensor target = y.reshape({count * T});
+    loss_sum += cross_entropy(flat, target, Reduction::sum).to(DType::f64).item<double>();
+    Tensor pred = argmax(flat, 1);
+    const int64_t* p = pred.contiguous().data<int64_t>();
+    const int64_t* t = target.contiguous().data<int64_t>();
+    for (int64_t i = 0; i < count * T; ++i) correct += p[i] == t[i];
+  }
+  module.train(was_training);
+  LMEvalResult r;
+  r.tokens = windows * T;
+  r.loss = loss_sum / static_cast<double>(r.tokens);
+  r.accuracy = static_cast<double>(correct) / static_cast<double>(r.tokens);
+  return r;
+}
+
+LoadedLM load_language_model(const std::string& path) {
+  LoadedRun run = load_run(path);
+  LoadedLM m;
+  m.dir = run.checkpoint_dir;
+  m.model = std::move(run.model);
+  m.lm = &m.model.expect<models::CausalLM>("a causal language model");
+  m.tokenizer = std::shared_ptr<tokenizers::Tokenizer>(tokenizers::load_tokenizer(m.dir));
+  MOXING_CHECK(m.tokenizer->vocab_size() <= m.lm->vocab_size(),
+               "{}: the tokenizer has {} tokens but the model only {}", m.dir,
+               m.tokenizer->vocab_size(), m.lm->vocab_size());
+  return m;
+}
+
+namespace {
+
+class CausalLMTask : public Task {
+ public:
+  explicit CausalLMTask(const Config& config) : config_(config) {
+    const DataConfig& d = config.data;
+    check_choice("[data] name", d.name, {"text"});
+    MOXING_CHECK(!d.files.empty(), "config: [data] files lists no text files");
+    check_choice("[data] format", d.format, {"fortune", "lines", "text"});
+    check_choice("[data] invalid_utf8", d.invalid_utf8, {"error", "replace"});
+    MOXING_CHECK(d.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}", d.vocab_size);
+    MOXING_CHECK(d.tokenizer != "bpe" || d.vocab_size > 256,
+                 "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
+                 "merges), got {}",
+                 d.vocab_size);
+  }
+
+  std::string items_name() const override { return "tokens"; }
+
+  nlohmann::json setup_data(Run& run) override {
+    data_ = prepare_lm_data(config_, run.out_dir(), run.verbose());
+    if (data_.val != nullptr) {
+      run.note(fmt::format(
+          "baseline: the validation split's unigram entropy is {:.4f} nats (perplexity {:.1f}); "
+          "the model's val loss is compared with it",
+          data_.val_unigram_loss, std::exp(data_.val_unigram_loss)));
+    }
+    return {{"vocab_size", data_.tokenizer->vocab_size()},
+            {"bos_token_id", data_.eos_id},
+            {"eos_token_id", data_.eos_id}};
+  }
+
+  void configure(Run& run, models::Model model) override {
+    lm_ = &model.expect<models::CausalLM>("a causal language model");
+    T_ = lm_->context_length();
+    std::vector<optim::ParamGroup> groups =
+        optim::decay_groups(model.module->named_parameters(), config_.optim.weight_decay);
+    run.add_model("model", std::move(model));
+    run.add_optimizer("optimizer", "model", std::move(groups));
+  }
+
+  int64_t steps_per_epoch() const override {
+    const int64_t tokens_per_step = config_.data.batch_size * T_ * config_.train.grad_accum;
+    return std::max<int64_t>(1, (data_.train->size() + tokens_per_step - 1) / tokens_per_step);
+  }
+
+  StepOutput training_step(Run& run, int64_t step, int64_t micro) override {
+    (void)run;
+    const int64_t B = config_.data.batch_size;
+    Tensor x, y;
+    sample_windows(*data_.train, B, T_, static_cast<uint64_t>(config_.train.seed),
+                   static_cast<uint64_t>(step * config_.train.grad_accum + micro), x, y);
+    Tensor logits = lm_->lm_head(lm_->hidden_states(x));  // (B,T,V)
+    StepOutput out;
+    out.loss = cross_entropy(logits.reshape({B * T_, logits.size(2)}), y.reshape({B * T_}));
+    out.items = B * T_;
+    return out;
+  }
+
+  std::optional<Metrics> validate(Run& run) override {
+    if (data_.val == nullptr) return std::nullopt;
+    LMEvalResult r = evaluate_lm(*lm_, *data_.val, config_.data.batch_size);
+    run.note(fmt::format(
+        "step {}: val loss {:.4f} (perplexity {:.1f}, {:.3f} x the unigram baseline), accuracy "
+        "{:.4f}",
+        run.step(), r.loss, std::exp(r.loss), r.loss / data_.val_unigram_loss, r.accuracy));
+    return Metrics{{"loss", r.loss},
+                   {"accuracy", r.accuracy},
+                   {"perplexity", std::exp(r.loss)},
+                   {"baseline_loss", data_.val_unigram_loss}};
+  }
+
+  nlohmann::json state() const override {
+    if (data_.val == nullptr) return {{"baseline_loss", nullptr}};
+    return {{"baseline_loss", data_.val_unigram_loss}};
+  }
+
+  void save_extras(const std::string& dir) const override { data_.tokenizer->save(dir); }
+
+  EvalReport evaluate(const LoadedRun& run, const std::string& data_path) override {
+    (void)data_path;
+    models::CausalLM& lm = run.model.expect<models::CausalLM>("a causal language model");
+    auto tokenizer = tokenizers::load_tokenizer(run.checkpoint_dir);
+    // the run folder holding data/: the run's, or above the checkpoint
+    fs::path model_dir = fs::absolute(run.checkpoint_dir);
+    std::optional<fs::path> dir;
+    for (const fs::path& p : {fs::path(run.run_dir), model_dir, model_dir.parent_path(),
+                              model_dir.parent_path().parent_path()}) {
+      if (!p.empty() && fs::exists(p / "data" / "meta.json")) {
+        dir = p;
+        break;
+      }
+    }
+    MOXING_CHECK(dir.has_value(),
+                 "{}: no data/meta.json of a `moxing train` run beside this model, so there is "
+                 "no validation split to evaluate; score a text file with `moxing perplexity {} "
+                 "FILE`",
+                 run.checkpoint_dir, run.checkpoint_dir);
+    std::string meta_path = (*dir / "data" / "meta.json").string();
+    nlohmann::json meta;
+    try {
+      meta = nlohmann::json::parse(read_text_file(meta_path));
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}: not valid JSON ({})", meta_path, e.what());
+    }
+    MOXING_CHECK(meta.value("val_tokens", 0) > 0, "{}: the run has no validation split",
+                 dir->string());
+    MOXING_CHECK(meta.value("vocab_size", int64_t{0}) == tokenizer->vocab_size(),
+                 "{}: the token files were made with a tokenizer of {} tokens, the model's has {}",
+                 meta_path, meta.value("vocab_size", int64_t{0}), tokenizer->vocab_size());
+    TokenFile val((*dir / "data" / "val.bin").string(), meta.at("elem_size").get<int>());
+    LMEvalResult r = evaluate_lm(lm, val, std::max<int64_t>(1, run.config.data.batch_size));
+    double baseline = meta.value("val_unigram_loss", 0.0);
+    EvalReport out;
+    out.json = {{"split", "val"},
+                {"tokens", r.tokens},
+                {"loss", r.loss},
+                {"perplexity", std::exp(r.loss)},
+                {"accuracy", r.accuracy},
+                {"baseline_loss", baseline},
+                {"checkpoint", run.checkpoint_dir}};
+    out.text = fmt::format(
+        "{} on the val split ({} tokens)\nloss        {:.4f}\nperplexity  {:.2f}\naccuracy    "
+        "{:.4f} (next token)\nbaseline    {:.4f} (unigram entropy; loss / baseline = {:.3f})\n",
+        run.checkpoint_dir, r.tokens, r.loss, std::exp(r.loss), r.accuracy, baseline,
+        r.loss / baseline);
+    return out;
+  }
+
+ private:
+  const Config& config_;
+  LMData data_;
+  models::CausalLM* lm_ = nullptr;
+  int64_t T_ = 0;
+};
+
+std::unique_ptr<Task> make_causal_lm_task(const Config& config) {
+  return std::make_unique<CausalLMTask>(config);
+}
+
+}  // namespace
+
+MOXING_REGISTER_TASK("causal-lm", make_causal_lm_task);
+
+}  // namespace moxing::train
