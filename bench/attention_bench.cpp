@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "../tools/moxing/command.h"
+#include "command.h"
 #include "moxing/moxing.h"
 
 namespace moxing::tools {

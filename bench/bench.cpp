@@ -2,7 +2,7 @@
 // Compute: FP32 FMA peak from a register-only loop (AVX2 and AVX-512 where present; the
 // higher is the peak) against sgemm through moxing::matmul. Memory: a STREAM-style triad
 // against elementwise add and softmax, counting the bytes each must move at least once.
-#include "bench.h"
+#include "command.h"
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -26,6 +27,12 @@ extern "C" char* openblas_get_corename(void);
 
 namespace moxing::tools {
 namespace {
+
+struct BenchOptions {
+  bool json = false;
+  int threads = 0;  // 0: keep the configured pool size
+  bool quick = false;
+};
 
 using Clock = std::chrono::steady_clock;
 
@@ -253,5 +260,22 @@ int run_bench(const BenchOptions& opt) {
               100.0 * softmax_bw / triad);
   return 0;
 }
+
+namespace {
+
+Command add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  auto* cmd =
+      app.add_subcommand("bench", "Measure GEMM, FMA peak and memory bandwidth on this machine");
+  cmd->add_flag("--json", o->json, "Print the results as one JSON object on stdout");
+  cmd->add_option("--threads", o->threads,
+                  "Threads to use (default: MOXING_NUM_THREADS or all cores)");
+  cmd->add_flag("--quick", o->quick, "Fewer repetitions (for smoke tests)");
+  return {cmd, [o] { return run_bench(*o); }};
+}
+
+MOXING_CLI_COMMAND(add_bench_command);
+
+}  // namespace
 
 }  // namespace moxing::tools

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../tools/moxing/command.h"
+#include "command.h"
 #include "moxing/models/generation.h"
 #include "moxing/moxing.h"
 

@@ -10,7 +10,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
-#include "../tools/moxing/command.h"
+#include "command.h"
 #include "moxing/core/error.h"
 #include "moxing/tokenizers/tokenizer.h"
 #include "moxing/tokenizers/utf8.h"

@@ -84,6 +84,7 @@ void write_checkpoint_dir(const std::string& dir,
   std::string old;
   try {
     write_files(tmp);
+    detail::fault_point();  // a complete temporary folder, not yet in place
     detail::fsync_tree(tmp);
     if (exists) {
       old = replace_existing(tmp, dst);
@@ -96,6 +97,7 @@ void write_checkpoint_dir(const std::string& dir,
     throw;
   }
   detail::fsync_dir(detail::parent_dir(dst));
+  detail::fault_point();  // the new folder in place, the old one not yet removed
   if (!old.empty()) remove_quietly(old);
 }
 

@@ -6,12 +6,23 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <system_error>
 
 #include "moxing/core/error.h"
 
 namespace moxing::detail {
+
+void fault_point() {
+  static const long kill_at = [] {
+    const char* v = std::getenv("MOXING_FAULT_KILL_AT");
+    return v != nullptr ? std::strtol(v, nullptr, 10) : 0L;
+  }();
+  static long calls = 0;
+  if (kill_at > 0 && ++calls == kill_at) ::raise(SIGKILL);
+}
 
 namespace fs = std::filesystem;
 

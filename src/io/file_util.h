@@ -23,6 +23,11 @@ class FileDescriptor {
   int fd_;
 };
 
+/// A place where the fault-injection test may kill the process: with MOXING_FAULT_KILL_AT=N in
+/// the environment, the N-th call in this process raises SIGKILL (what a crash, the OOM killer
+/// or a lost machine does). Does nothing otherwise.
+void fault_point();
+
 /// "No such file or directory" for an errno value.
 std::string errno_text(int err);
 /// write() until all n bytes are written; throws naming path on failure.

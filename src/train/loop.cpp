@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "io/file_util.h"
 #include "moxing/autograd/node.h"
 #include "moxing/core/error.h"
 #include "moxing/core/parallel.h"
@@ -256,6 +257,7 @@ void save_run_checkpoint(const std::string& dir, Run& run, const Task& task, boo
       m.save_pretrained(first ? tmp : tmp + "/" + name);
       first = false;
     }
+    moxing::detail::fault_point();  // a half-written checkpoint
     task.save_extras(tmp);
     if (with_optimizers) {
       for (const RunOptimizer& o : run.optimizers()) {
@@ -606,6 +608,7 @@ TrainSummary Loop::fit() {
       run_.note(what + ": step skipped");
     } else {
       for (RunOptimizer& o : run_.optimizers_) o.optimizer->step();
+      moxing::detail::fault_point();  // weights changed, nothing saved yet
       for (auto& hook : run_.after_optimizer_step) hook(run_);
       win_loss += loss_value;
       win_steps += 1;

@@ -1,9 +1,12 @@
-// `moxing info`: summary of safetensors files (see info.h).
-#include "info.h"
+// `moxing info PATH`: what a safetensors file (or every *.safetensors in a folder, such as a
+// checkpoint's model.safetensors and optimizer.safetensors) holds: each tensor's name, dtype
+// and shape, the parameter and byte totals, and the metadata. Reads headers; computes nothing.
+#include "command.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -149,5 +152,25 @@ int run_info(const std::string& path, bool json) {
     return 1;
   }
 }
+
+namespace {
+
+Command add_info_command(CLI::App& app) {
+  struct Options {
+    std::string path;
+    bool json = false;
+  };
+  auto o = std::make_shared<Options>();
+  auto* cmd = app.add_subcommand(
+      "info", "Show the tensors (name, dtype, shape), sizes and metadata of safetensors files");
+  cmd->add_option("PATH", o->path, "A .safetensors file, or a folder of them (a checkpoint)")
+      ->required();
+  cmd->add_flag("--json", o->json, "Print the summary as one JSON object on stdout");
+  return {cmd, [o] { return run_info(o->path, o->json); }};
+}
+
+MOXING_CLI_COMMAND(add_info_command);
+
+}  // namespace
 
 }  // namespace moxing::tools

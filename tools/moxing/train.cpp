@@ -1,5 +1,6 @@
-// `moxing train`, `moxing eval`, `moxing predict` (see train.h).
-#include "train.h"
+// `moxing train` (a config's task in the training loop), `moxing eval` (a trained model on its
+// test or validation split, by its task) and `moxing predict` (images through a classifier).
+#include "command.h"
 
 #include <fmt/format.h>
 
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -22,6 +24,29 @@
 namespace moxing::tools {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+struct TrainCommandOptions {
+  std::string config;             // CONFIG.toml; may be empty with resume (RESUME/config.toml)
+  std::vector<std::string> sets;  // "section.key=value" overrides, in order
+  std::string out;                // run folder; default runs/<config name>, or the resume folder
+  std::string resume;             // run folder to continue from its latest checkpoint
+  bool json = false;              // final summary as one JSON object on stdout
+};
+
+struct EvalCommandOptions {
+  std::string path;  // a run folder or a checkpoint folder
+  std::string data;  // dataset folder replacing the config's [data] path
+  bool json = false;
+};
+
+struct PredictCommandOptions {
+  std::string checkpoint;           // a run folder or a checkpoint folder
+  std::vector<std::string> images;  // image files
+  int64_t top_k = 3;
+  bool json = false;
+};
 
 int run_train(const TrainCommandOptions& options) {
   std::string out = options.out;
@@ -119,5 +144,45 @@ int run_predict(const PredictCommandOptions& options) {
   if (options.json) std::cout << all.dump(2) << "\n";
   return 0;
 }
+
+Command add_train_command(CLI::App& app) {
+  auto o = std::make_shared<TrainCommandOptions>();
+  auto* cmd = app.add_subcommand(
+      "train", "Train a model (any registered family and task) from a TOML config");
+  cmd->add_option("CONFIG", o->config, "The run's config (.toml); optional with --resume");
+  cmd->add_option("--set", o->sets, "Override a config key: section.key=value (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--out", o->out, "Run folder (default runs/<config name>)");
+  cmd->add_option("--resume", o->resume,
+                  "Continue the run in this folder from its latest checkpoint");
+  cmd->add_flag("--json", o->json, "Print the final summary as one JSON object on stdout");
+  return {cmd, [o] { return run_train(*o); }};
+}
+
+Command add_eval_command(CLI::App& app) {
+  auto o = std::make_shared<EvalCommandOptions>();
+  auto* cmd =
+      app.add_subcommand("eval", "Measure a trained model on its test (or validation) split");
+  cmd->add_option("PATH", o->path, "A run folder or a checkpoint folder")->required();
+  cmd->add_option("--data", o->data, "Dataset folder replacing the config's [data] path");
+  cmd->add_flag("--json", o->json, "Print the metrics as one JSON object on stdout");
+  return {cmd, [o] { return run_eval(*o); }};
+}
+
+Command add_predict_command(CLI::App& app) {
+  auto o = std::make_shared<PredictCommandOptions>();
+  auto* cmd = app.add_subcommand("predict", "Classify images with a trained classifier");
+  cmd->add_option("CHECKPOINT", o->checkpoint, "A run folder or a checkpoint folder")->required();
+  cmd->add_option("IMAGES", o->images, "Image files")->required();
+  cmd->add_option("--top", o->top_k, "Classes to show per image (default 3)");
+  cmd->add_flag("--json", o->json, "Print the predictions as JSON on stdout");
+  return {cmd, [o] { return run_predict(*o); }};
+}
+
+MOXING_CLI_COMMAND(add_train_command);
+MOXING_CLI_COMMAND(add_eval_command);
+MOXING_CLI_COMMAND(add_predict_command);
+
+}  // namespace
 
 }  // namespace moxing::tools
