@@ -18,6 +18,8 @@ void CNNConfig::validate() const {
   MOXING_CHECK(num_channels > 0 && image_size > 0,
                "cnn: num_channels {} and image_size {} must be > 0", num_channels, image_size);
   MOXING_CHECK(num_labels > 1, "cnn: num_labels must be at least 2, got {}", num_labels);
+  MOXING_CHECK(hidden_dropout_prob >= 0 && hidden_dropout_prob < 1,
+               "cnn: hidden_dropout_prob must be in [0, 1), got {}", hidden_dropout_prob);
   int64_t size = image_size;
   for (size_t i = 0; i < channels.size(); ++i) {
     MOXING_CHECK(size >= 2, "cnn: a {}x{} input is too small for {} conv blocks (each halves it)",
@@ -38,7 +40,7 @@ std::shared_ptr<nn::Sequential> make_cnn(const CNNConfig& c, Generator* gen) {
     in = out;
     size /= 2;
   }
-  append_mlp_head(*model, in * size * size, c.hidden, c.num_labels, gen);
+  append_mlp_head(*model, in * size * size, c.hidden, c.hidden_dropout_prob, c.num_labels, gen);
   return model;
 }
 

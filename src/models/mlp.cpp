@@ -14,14 +14,17 @@ void MLPConfig::validate() const {
   MOXING_CHECK(num_channels > 0 && image_size > 0,
                "mlp: num_channels {} and image_size {} must be > 0", num_channels, image_size);
   MOXING_CHECK(num_labels > 1, "mlp: num_labels must be at least 2, got {}", num_labels);
+  MOXING_CHECK(hidden_dropout_prob >= 0 && hidden_dropout_prob < 1,
+               "mlp: hidden_dropout_prob must be in [0, 1), got {}", hidden_dropout_prob);
 }
 
 void append_mlp_head(nn::Sequential& model, int64_t features, const std::vector<int64_t>& hidden,
-                     int64_t num_labels, Generator* gen) {
+                     double dropout, int64_t num_labels, Generator* gen) {
   model.push_back(std::make_shared<nn::Flatten>());
   for (int64_t h : hidden) {
     model.push_back(std::make_shared<nn::Linear>(features, h, true, gen));
     model.push_back(std::make_shared<nn::ReLU>());
+    if (dropout > 0) model.push_back(std::make_shared<nn::Dropout>(dropout));
     features = h;
   }
   model.push_back(std::make_shared<nn::Linear>(features, num_labels, true, gen));
@@ -30,8 +33,8 @@ void append_mlp_head(nn::Sequential& model, int64_t features, const std::vector<
 std::shared_ptr<nn::Sequential> make_mlp(const MLPConfig& c, Generator* gen) {
   c.validate();
   auto model = std::make_shared<nn::Sequential>();
-  append_mlp_head(*model, c.num_channels * c.image_size * c.image_size, c.hidden, c.num_labels,
-                  gen);
+  append_mlp_head(*model, c.num_channels * c.image_size * c.image_size, c.hidden,
+                  c.hidden_dropout_prob, c.num_labels, gen);
   return model;
 }
 

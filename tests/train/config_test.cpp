@@ -49,7 +49,7 @@ TEST(Config, UnknownKeysAndWrongTypesListTheValidKeys) {
   e = error_of([] { Config::from_toml("[model]\nname = \"mlp\"\nchannels = [4]\n", "m.toml"); });
   EXPECT_TRUE(contains(e,
                        "unknown key 'channels' in [model] for mlp (valid: name, pretrained, "
-                       "hidden)"))
+                       "hidden, hidden_dropout_prob)"))
       << e;
   e = error_of([] { Config::from_toml("[model]\nname = \"cnn\"\nnum_labels = 4\n"); });
   EXPECT_TRUE(contains(e, "[model] num_labels is taken from the data for cnn; remove it")) << e;

@@ -17,6 +17,9 @@ struct CNNConfig {
   std::vector<int64_t> channels = {32, 64};
   int64_t kernel_size = 3;
   std::vector<int64_t> hidden = {128};
+  /// Dropout after each hidden layer's ReLU (none when 0; the layers' names then stay those
+  /// of a model without it).
+  double hidden_dropout_prob = 0.0;
   int64_t num_channels = 1;
   int64_t image_size = 28;
   int64_t num_labels = 10;
@@ -26,6 +29,7 @@ struct CNNConfig {
     f("channels", channels);
     f("kernel_size", kernel_size);
     f("hidden", hidden);
+    f("hidden_dropout_prob", hidden_dropout_prob);
     f("num_channels", num_channels);
     f("image_size", image_size);
     f("num_labels", num_labels);

@@ -15,6 +15,9 @@ namespace moxing::models {
 /// The mlp field table. num_channels, image_size and num_labels come from the data.
 struct MLPConfig {
   std::vector<int64_t> hidden = {128};
+  /// Dropout after each hidden layer's ReLU (none when 0; the layers' names then stay those
+  /// of a model without it).
+  double hidden_dropout_prob = 0.0;
   int64_t num_channels = 1;
   int64_t image_size = 28;
   int64_t num_labels = 10;
@@ -22,6 +25,7 @@ struct MLPConfig {
   template <class F>
   void visit(F&& f) {
     f("hidden", hidden);
+    f("hidden_dropout_prob", hidden_dropout_prob);
     f("num_channels", num_channels);
     f("image_size", image_size);
     f("num_labels", num_labels);
@@ -30,10 +34,11 @@ struct MLPConfig {
   void validate() const;
 };
 
-/// Appends the classifier head: Flatten, [Linear(.., h), ReLU] per hidden size, Linear(.., K).
-/// features is the flattened input size. Weights drawn from gen in layer order.
+/// Appends the classifier head: Flatten, [Linear(.., h), ReLU, Dropout(p) when p > 0] per
+/// hidden size, Linear(.., K). features is the flattened input size. Weights drawn from gen in
+/// layer order; dropout draws from the default generator.
 void append_mlp_head(nn::Sequential& model, int64_t features, const std::vector<int64_t>& hidden,
-                     int64_t num_labels, Generator* gen);
+                     double dropout, int64_t num_labels, Generator* gen);
 
 /// Builds the mlp classifier: inputs (B,C,H,W) -> logits (B,K).
 std::shared_ptr<nn::Sequential> make_mlp(const MLPConfig& config, Generator* gen = nullptr);
