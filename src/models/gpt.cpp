@@ -5,12 +5,12 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "io/file_util.h"
 #include "moxing/autograd/node.h"
+#include "moxing/io/file.h"
 #include "moxing/io/safetensors.h"
 #include "moxing/nn/init.h"
 #include "moxing/ops/attention.h"
@@ -378,13 +378,6 @@ bool is_ignored_key(const std::string& name) {
   return ends_with(".attn.bias") || ends_with(".attn.masked_bias");
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  MOXING_CHECK(f.good(), "cannot open {}", path);
-  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return text;
-}
-
 }  // namespace
 
 std::shared_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
@@ -395,7 +388,7 @@ std::shared_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
   // the architecture first: a folder of another model fails on that, not on its files
   GPTConfig config;
   try {
-    config = GPTConfig::from_json(read_text(config_path.string()));
+    config = GPTConfig::from_json(read_text_file(config_path.string()));
   } catch (const Error& e) {
     // "config.json: ..." from from_json, with the file's full path
     std::string msg = e.what();
