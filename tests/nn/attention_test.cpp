@@ -5,24 +5,17 @@
 
 #include <limits>
 
+#include "expect_error.h"
 #include "moxing/nn/attention.h"
 #include "nn_transformer_fixture.h"
 
 using namespace moxing;
 using moxing::testing::check_layer_fixture;
 using moxing::testing::compare;
+using moxing::testing::expect_error;
 using V = std::vector<Tensor>;
 
 namespace {
-
-void expect_error(const std::function<void()>& f, const std::string& part) {
-  try {
-    f();
-    FAIL() << "expected an error containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 Tensor causal_mask(int64_t T) { return gt(triu(ones({T, T}), 1), 0.5); }
 

@@ -5,12 +5,14 @@
 
 #include <limits>
 
+#include "expect_error.h"
 #include "moxing/nn/transformer.h"
 #include "nn_transformer_fixture.h"
 
 using namespace moxing;
 using moxing::testing::check_layer_fixture;
 using moxing::testing::compare;
+using moxing::testing::expect_error;
 using V = std::vector<Tensor>;
 
 namespace {
@@ -141,14 +143,6 @@ TEST(Transformer, DropoutOnlyInTraining) {
 }
 
 TEST(Transformer, Errors) {
-  auto expect_error = [](const std::function<void()>& f, const std::string& part) {
-    try {
-      f();
-      FAIL() << "expected an error containing: " << part;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  };
   expect_error([] { nn::TransformerEncoderLayer(small({.activation = "tanh"})); },
                "TransformerEncoderLayer: activation must be \"relu\" or \"gelu\", got \"tanh\"");
   expect_error([] { nn::TransformerDecoderLayer(9, 2); },
