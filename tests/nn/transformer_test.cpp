@@ -83,7 +83,7 @@ TEST(TransformerDecoder, TwoLayersMatchTorch) {
     return std::make_shared<nn::TransformerDecoderLayer>(small({.norm_first = true}));
   };
   nn::TransformerDecoder m(make, 2);
-  EXPECT_EQ(m.norm, nullptr);
+  EXPECT_FALSE(m.norm);
   check_layer_fixture("decoder_2_layers", m, false,
                       [&m](const V& x) { return V{m.forward(x[0], x[1], x[2])}; });
 }
