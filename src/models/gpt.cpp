@@ -452,7 +452,7 @@ std::shared_ptr<GPT> GPT::from_pretrained(const std::string& dir) {
     }
     throw Error(msg);
   }
-  model->load_state_dict(state, true);
+  model->load_state_dict(state, {.strict = true, .convert_dtype = true});
   return model;
 }
 

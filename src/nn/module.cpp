@@ -287,12 +287,12 @@ TensorList Module::state_dict() const {
   return out;
 }
 
-LoadStateDictResult Module::load_state_dict(const TensorList& state, bool strict) {
+LoadStateDictResult Module::load_state_dict(const TensorList& state, const LoadOptions& options) {
   std::map<std::string, const Tensor*> given;
   for (const auto& [n, t] : state) given[n] = &t;
   LoadStateDictResult result;
-  std::vector<std::string> mismatched;
-  std::vector<std::pair<Tensor, Tensor>> copies;  // (destination, source)
+  std::vector<std::string> bad_shapes, bad_dtypes;
+  std::vector<std::pair<Tensor, Tensor>> loads;  // (destination, source)
   std::set<std::string> known;
   for (const auto& [name, dst] : state_dict()) {
     known.insert(name);
@@ -303,32 +303,53 @@ LoadStateDictResult Module::load_state_dict(const TensorList& state, bool strict
     }
     const Tensor& src = *it->second;
     if (src.shape() != dst.shape()) {
-      mismatched.push_back(fmt::format("{} is {} in the checkpoint but {} in the model", name,
+      bad_shapes.push_back(fmt::format("{} is {} in the checkpoint but {} in the model", name,
                                        shape_str(src.shape()), shape_str(dst.shape())));
-      continue;
+    } else if (src.dtype() != dst.dtype() && !options.convert_dtype) {
+      bad_dtypes.push_back(fmt::format("{} is {} in the checkpoint but {} in the model", name,
+                                       dtype_name(src.dtype()), dtype_name(dst.dtype())));
+    } else {
+      loads.emplace_back(dst, src);
     }
-    copies.emplace_back(dst, src);
   }
   for (const auto& [n, t] : state) {
     if (!known.count(n)) result.unexpected_keys.push_back(n);
   }
   std::vector<std::string> parts;
-  if (strict && !result.missing_keys.empty()) {
+  if (options.strict && !result.missing_keys.empty()) {
     parts.push_back("missing keys: " + join_names(result.missing_keys));
   }
-  if (strict && !result.unexpected_keys.empty()) {
+  if (options.strict && !result.unexpected_keys.empty()) {
     parts.push_back("unexpected keys: " + join_names(result.unexpected_keys));
   }
-  if (!mismatched.empty()) parts.push_back("shape mismatch: " + join_names(mismatched));
+  if (!bad_shapes.empty()) parts.push_back("shape mismatch: " + join_names(bad_shapes));
+  if (!bad_dtypes.empty()) {
+    parts.push_back("dtype mismatch: " + join_names(bad_dtypes) +
+                    " (pass convert_dtype to convert them to the model's dtypes)");
+  }
   if (!parts.empty()) {
     std::string msg = "load_state_dict: ";
     for (size_t i = 0; i < parts.size(); ++i) msg += (i ? "; " : "") + parts[i];
     throw Error(msg);
   }
   NoGradGuard guard;
-  for (auto& [dst, src] : copies) {
-    Tensor d = dst;
-    d.copy_(src.dtype() == dst.dtype() ? src : src.to(dst.dtype()));
+  std::set<const TensorImpl*> done;  // a tied parameter loads once, from its first name
+  for (auto& [dst, src] : loads) {
+    if (!done.insert(dst.impl()).second) continue;
+    Tensor value = src.dtype() == dst.dtype() ? src : src.to(dst.dtype());
+    if (!options.assign) {
+      Tensor d = dst;
+      d.copy_(value);
+      continue;
+    }
+    // rewrite the impl in place so that every handle to it (the layer's members) follows
+    TensorImpl* impl = dst.impl();
+    const TensorImpl* from = value.impl();
+    impl->storage = from->storage;
+    impl->strides = from->strides;
+    impl->offset = from->offset;
+    impl->grad.reset();
+    impl->is_view_of_grad_tensor = false;
   }
   return result;
 }

@@ -28,6 +28,20 @@ struct LoadStateDictResult {
   std::vector<std::string> unexpected_keys;  // in the checkpoint, not in the model
 };
 
+/// How load_state_dict loads: {.strict = false}, {.assign = true, .convert_dtype = true}.
+struct LoadOptions {
+  /// Missing and unexpected keys are an error (they are always reported in the result).
+  bool strict = true;
+  /// Each parameter and buffer takes the given tensor's storage, strides and offset instead
+  /// of a copy of its values (torch's assign=True): zero copies from a mapped safetensors
+  /// file. Every handle to the parameter (the layer's member) sees the new storage; a
+  /// strided given tensor leaves the layer reading a view.
+  bool assign = false;
+  /// A given tensor of another dtype is converted to the model's dtype; without this a dtype
+  /// mismatch is an error.
+  bool convert_dtype = false;
+};
+
 class Module;
 
 /// A handle to one child of a module, by (owner, registration index): `slot->forward(x)`
@@ -141,10 +155,17 @@ class Module {
   /// Parameters then buffers of each module, modules depth first, as torch's state_dict.
   /// The tensors are the module's own (not copies). Shared tensors appear under every name.
   TensorList state_dict() const;
-  /// Copies values in place (no autograd; dtype converted). Throws one moxing::Error listing
-  /// every mis-shaped key, and in strict mode every missing and unexpected key too; nothing is
-  /// copied when it throws.
-  LoadStateDictResult load_state_dict(const TensorList& state, bool strict = true);
+  /// Loads state into the parameters and buffers (no autograd): copies values in place, or
+  /// with options.assign takes the given tensors' storage. Throws one moxing::Error listing
+  /// every mis-shaped key, every dtype mismatch (unless options.convert_dtype), and in strict
+  /// mode every missing and unexpected key too; nothing is loaded when it throws. Parameters
+  /// keep requires_grad; a parameter registered under two names is loaded once, from its
+  /// first name.
+  LoadStateDictResult load_state_dict(const TensorList& state, const LoadOptions& options);
+  /// load_state_dict(state, {.strict = strict}).
+  LoadStateDictResult load_state_dict(const TensorList& state, bool strict = true) {
+    return load_state_dict(state, LoadOptions{.strict = strict});
+  }
   /// Converts every floating parameter and buffer to dtype in place (the handles kept as
   /// members follow); gradients are cleared.
   void to(DType dtype);
