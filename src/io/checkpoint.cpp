@@ -8,8 +8,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "io/file_util.h"
@@ -105,15 +103,6 @@ void write_text_file_atomic(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
   detail::write_file_atomic(path, tmp,
                             [&](int fd) { detail::write_all(fd, text.data(), text.size(), tmp); });
-}
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open: {}", path, detail::errno_text(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail("{}: read failed", path);
-  return ss.str();
 }
 
 }  // namespace moxing

@@ -1,4 +1,5 @@
-// POSIX file helpers: whole writes, fsync, atomic replace.
+// POSIX file helpers: whole writes, fsync, atomic replace; and read_text_file
+// (include/moxing/io/file.h).
 #include "io/file_util.h"
 
 #include <fcntl.h>
@@ -9,9 +10,12 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "moxing/core/error.h"
+#include "moxing/io/file.h"
 
 namespace moxing::detail {
 
@@ -100,3 +104,16 @@ void write_file_atomic(const std::string& path, const std::string& tmp_path,
 }
 
 }  // namespace moxing::detail
+
+namespace moxing {
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open: {}", path, detail::errno_text(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail("{}: read failed", path);
+  return ss.str();
+}
+
+}  // namespace moxing

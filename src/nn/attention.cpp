@@ -56,9 +56,10 @@ MultiheadAttention::MultiheadAttention(int64_t embed_dim, int64_t num_heads, dou
                "MultiheadAttention: dropout must be in [0, 1), got {}", dropout);
   in_proj_weight = register_parameter("in_proj_weight", empty({3 * embed_dim, embed_dim}));
   if (bias) in_proj_bias = register_parameter("in_proj_bias", zeros({3 * embed_dim}));
-  out_proj = register_module("out_proj", std::make_shared<Linear>(embed_dim, embed_dim, bias, gen));
+  auto proj = std::make_shared<Linear>(embed_dim, embed_dim, bias, gen);
+  out_proj = register_slot<UnaryModule>("out_proj", proj);
   init::xavier_uniform_(in_proj_weight, 1.0, gen);
-  if (bias) init::zeros_(out_proj->bias);
+  if (bias) init::zeros_(proj->bias);
 }
 
 AttentionOutput MultiheadAttention::forward(const Tensor& query, const Tensor& key,

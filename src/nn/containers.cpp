@@ -16,32 +16,35 @@ size_t wrap_index(int64_t i, size_t n, const char* container) {
 }  // namespace
 
 void Sequential::push_back(std::shared_ptr<UnaryModule> module) {
-  register_module(std::to_string(modules_.size()), module);
-  modules_.push_back(std::move(module));
+  slots_.push_back(register_slot<UnaryModule>(std::to_string(slots_.size()), std::move(module)));
 }
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor y = x;
-  for (auto& m : modules_) y = m->forward(y);
+  for (auto& m : slots_) y = m->forward(y);
   return y;
 }
 
 std::shared_ptr<UnaryModule> Sequential::operator[](int64_t i) const {
-  return modules_[wrap_index(i, modules_.size(), "Sequential")];
+  return slots_[wrap_index(i, slots_.size(), "Sequential")].get();
 }
 
 void ModuleList::push_back(std::shared_ptr<Module> module) {
-  register_module(std::to_string(modules_.size()), module);
-  modules_.push_back(std::move(module));
+  slots_.push_back(register_slot<Module>(std::to_string(slots_.size()), std::move(module)));
 }
 
 std::shared_ptr<Module> ModuleList::operator[](int64_t i) const {
-  return modules_[wrap_index(i, modules_.size(), "ModuleList")];
+  return slots_[wrap_index(i, slots_.size(), "ModuleList")].get();
 }
 
 void ModuleDict::insert(const std::string& key, std::shared_ptr<Module> module) {
-  register_module(key, module);
-  items_.emplace_back(key, std::move(module));
+  items_.emplace_back(key, register_slot<Module>(key, std::move(module)));
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<Module>>> ModuleDict::items() const {
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
+  for (const auto& [k, m] : items_) out.emplace_back(k, m.get());
+  return out;
 }
 
 bool ModuleDict::contains(const std::string& key) const {
@@ -53,7 +56,7 @@ bool ModuleDict::contains(const std::string& key) const {
 
 std::shared_ptr<Module> ModuleDict::operator[](const std::string& key) const {
   for (const auto& [k, m] : items_) {
-    if (k == key) return m;
+    if (k == key) return m.get();
   }
   std::string have;
   for (const auto& [k, m] : items_) have += (have.empty() ? "" : ", ") + k;

@@ -1,8 +1,11 @@
-// nn::Module: registration, dotted-name traversal, state_dict / load_state_dict, summary.
+// nn::Module: registration, dotted-name traversal, module surgery, state_dict /
+// load_state_dict, summary.
 #include "moxing/nn/module.h"
 
+#include <cxxabi.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -22,6 +25,16 @@ std::string join_names(const std::vector<std::string>& names) {
   return s;
 }
 
+// "moxing::nn::UnaryModule" -> "UnaryModule", for messages about slot interfaces.
+std::string short_type_name(const std::type_info& type) {
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  std::string name = status == 0 && demangled != nullptr ? demangled : type.name();
+  std::free(demangled);
+  size_t colon = name.rfind("::");
+  return colon == std::string::npos ? name : name.substr(colon + 2);
+}
+
 }  // namespace
 
 void Module::check_new_name(const std::string& name, const char* kind) const {
@@ -34,7 +47,9 @@ void Module::check_new_name(const std::string& name, const char* kind) const {
     }
     return false;
   };
-  MOXING_CHECK(!taken(parameters_) && !taken(buffers_) && !taken(children_),
+  bool child_taken = false;
+  for (const auto& c : children_) child_taken = child_taken || c.name == name;
+  MOXING_CHECK(!taken(parameters_) && !taken(buffers_) && !child_taken,
                "{}: register_{}: name \"{}\" is already registered", type_name(), kind, name);
 }
 
@@ -67,10 +82,129 @@ Tensor Module::register_buffer(const std::string& name, Tensor t) {
   return t;
 }
 
-void Module::register_module_impl(const std::string& name, std::shared_ptr<Module> module) {
-  MOXING_CHECK(module != nullptr, "{}: register_module: \"{}\" is null", type_name(), name);
-  check_new_name(name, "module");
-  children_.emplace_back(name, std::move(module));
+size_t Module::register_child(const std::string& name, std::shared_ptr<Module> module,
+                              Accepts accepts, const std::type_info& interface, bool fixed) {
+  const char* kind = fixed ? "module" : "slot";
+  MOXING_CHECK(module != nullptr, "{}: register_{}: \"{}\" is null", type_name(), kind, name);
+  check_new_name(name, kind);
+  children_.push_back({name, std::move(module), accepts, &interface, fixed});
+  return children_.size() - 1;
+}
+
+void Module::fail_slot_type(size_t index, const std::type_info& wanted) const {
+  const Child& c = children_[index];
+  fail("{}: child \"{}\" is a {}, not a {}", type_name(), c.name, c.module->type_name(),
+       short_type_name(wanted));
+}
+
+std::shared_ptr<Module> Module::get_submodule(const std::string& path) const {
+  MOXING_CHECK(!path.empty(), "get_submodule: the path is empty");
+  const Module* parent = this;
+  std::shared_ptr<Module> found;
+  std::string walked;
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    std::string part = path.substr(start, dot == std::string::npos ? dot : dot - start);
+    found = nullptr;
+    for (const auto& c : parent->children_) {
+      if (c.name == part) found = c.module;
+    }
+    if (found == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& c : parent->children_) names.push_back(c.name);
+      fail("get_submodule(\"{}\"): {} has no child \"{}\" ({})", path,
+           walked.empty() ? "the model (" + parent->type_name() + ")"
+                          : "\"" + walked + "\" (" + parent->type_name() + ")",
+           part, names.empty() ? "it has no children" : "children: " + join_names(names));
+    }
+    if (dot == std::string::npos) return found;
+    walked = join(walked, part);
+    parent = found.get();
+    start = dot + 1;
+  }
+}
+
+void Module::check_replacement(size_t i, const Module& module, const std::string& path) const {
+  const Child& c = children_[i];
+  MOXING_CHECK(!c.fixed,
+               "replace_module: \"{}\" is held by {} as a plain pointer (register_module); "
+               "register it with register_slot to make it replaceable",
+               path, type_name());
+  MOXING_CHECK(c.accepts(module),
+               "replace_module: \"{}\" must be a {} ({} calls it as one); a {} is not", path,
+               short_type_name(*c.interface), type_name(), module.type_name());
+}
+
+void Module::replace_module(const std::string& path, std::shared_ptr<Module> module) {
+  MOXING_CHECK(module != nullptr, "replace_module: the module for \"{}\" is null", path);
+  MOXING_CHECK(!path.empty(), "replace_module: the path is empty (a module cannot replace itself)");
+  size_t dot = path.rfind('.');
+  std::shared_ptr<Module> owner;
+  Module* parent = this;
+  if (dot != std::string::npos) {
+    owner = get_submodule(path.substr(0, dot));
+    parent = owner.get();
+  }
+  std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
+  for (size_t i = 0; i < parent->children_.size(); ++i) {
+    if (parent->children_[i].name != name) continue;
+    parent->check_replacement(i, *module, path);
+    parent->children_[i].module = std::move(module);
+    return;
+  }
+  get_submodule(path);  // throws, naming what is missing
+}
+
+int Module::replace_modules_impl(const std::function<std::shared_ptr<Module>(
+                                     const std::string&, const std::shared_ptr<Module>&)>& fn) {
+  // every (path, parent, index) depth first, a module shared by two parents under both paths
+  struct Place {
+    std::string path;
+    Module* parent;
+    size_t index;
+  };
+  std::vector<Place> places;
+  std::vector<const Module*> ancestors;
+  std::function<void(Module*, const std::string&)> walk = [&](Module* m,
+                                                              const std::string& prefix) {
+    ancestors.push_back(m);
+    for (size_t i = 0; i < m->children_.size(); ++i) {
+      Module* child = m->children_[i].module.get();
+      bool cycle = false;
+      for (const Module* a : ancestors) cycle = cycle || a == child;
+      if (cycle) continue;
+      std::string path = join(prefix, m->children_[i].name);
+      places.push_back({path, m, i});
+      walk(child, path);
+    }
+    ancestors.pop_back();
+  };
+  walk(this, "");
+
+  std::map<const Module*, std::shared_ptr<Module>> decided;  // fn called once per module
+  std::vector<std::pair<Place, std::shared_ptr<Module>>> plan;
+  std::vector<std::string> replaced;
+  auto under_replaced = [&](const std::string& path) {
+    for (const auto& r : replaced) {
+      if (path.size() > r.size() && path.compare(0, r.size(), r) == 0 && path[r.size()] == '.') {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (const Place& p : places) {
+    if (under_replaced(p.path)) continue;
+    const std::shared_ptr<Module>& old = p.parent->children_[p.index].module;
+    auto it = decided.find(old.get());
+    if (it == decided.end()) it = decided.emplace(old.get(), fn(p.path, old)).first;
+    if (it->second == nullptr || it->second == old) continue;
+    p.parent->check_replacement(p.index, *it->second, p.path);
+    plan.emplace_back(p, it->second);
+    replaced.push_back(p.path);
+  }
+  for (auto& [p, m] : plan) p.parent->children_[p.index].module = m;
+  return static_cast<int>(plan.size());
 }
 
 void Module::collect_modules(const std::string& prefix,
@@ -79,7 +213,7 @@ void Module::collect_modules(const std::string& prefix,
     if (m == this) return;
   }
   out.emplace_back(prefix, const_cast<Module*>(this));
-  for (const auto& [name, child] : children_) child->collect_modules(join(prefix, name), out);
+  for (const auto& c : children_) c.module->collect_modules(join(prefix, c.name), out);
 }
 
 std::vector<std::pair<std::string, Module*>> Module::named_modules() const {
@@ -89,12 +223,14 @@ std::vector<std::pair<std::string, Module*>> Module::named_modules() const {
 }
 
 std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_children() const {
-  return children_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
+  for (const auto& c : children_) out.emplace_back(c.name, c.module);
+  return out;
 }
 
 std::vector<std::shared_ptr<Module>> Module::children() const {
   std::vector<std::shared_ptr<Module>> out;
-  for (const auto& [n, m] : children_) out.push_back(m);
+  for (const auto& c : children_) out.push_back(c.module);
   return out;
 }
 
@@ -136,13 +272,13 @@ std::vector<Tensor> Module::buffers(bool recurse) const {
 
 void Module::train(bool on) {
   training_ = on;
-  for (auto& [n, m] : children_) m->train(on);
+  for (auto& c : children_) c.module->train(on);
 }
 
 void Module::collect_state(const std::string& prefix, TensorList& out) const {
   for (const auto& [n, p] : parameters_) out.emplace_back(join(prefix, n), p);
   for (const auto& [n, b] : buffers_) out.emplace_back(join(prefix, n), b);
-  for (const auto& [n, m] : children_) m->collect_state(join(prefix, n), out);
+  for (const auto& c : children_) c.module->collect_state(join(prefix, c.name), out);
 }
 
 TensorList Module::state_dict() const {
@@ -151,12 +287,12 @@ TensorList Module::state_dict() const {
   return out;
 }
 
-LoadStateDictResult Module::load_state_dict(const TensorList& state, bool strict) {
+LoadStateDictResult Module::load_state_dict(const TensorList& state, const LoadOptions& options) {
   std::map<std::string, const Tensor*> given;
   for (const auto& [n, t] : state) given[n] = &t;
   LoadStateDictResult result;
-  std::vector<std::string> mismatched;
-  std::vector<std::pair<Tensor, Tensor>> copies;  // (destination, source)
+  std::vector<std::string> bad_shapes, bad_dtypes;
+  std::vector<std::pair<Tensor, Tensor>> loads;  // (destination, source)
   std::set<std::string> known;
   for (const auto& [name, dst] : state_dict()) {
     known.insert(name);
@@ -167,32 +303,53 @@ LoadStateDictResult Module::load_state_dict(const TensorList& state, bool strict
     }
     const Tensor& src = *it->second;
     if (src.shape() != dst.shape()) {
-      mismatched.push_back(fmt::format("{} is {} in the checkpoint but {} in the model", name,
+      bad_shapes.push_back(fmt::format("{} is {} in the checkpoint but {} in the model", name,
                                        shape_str(src.shape()), shape_str(dst.shape())));
-      continue;
+    } else if (src.dtype() != dst.dtype() && !options.convert_dtype) {
+      bad_dtypes.push_back(fmt::format("{} is {} in the checkpoint but {} in the model", name,
+                                       dtype_name(src.dtype()), dtype_name(dst.dtype())));
+    } else {
+      loads.emplace_back(dst, src);
     }
-    copies.emplace_back(dst, src);
   }
   for (const auto& [n, t] : state) {
     if (!known.count(n)) result.unexpected_keys.push_back(n);
   }
   std::vector<std::string> parts;
-  if (strict && !result.missing_keys.empty()) {
+  if (options.strict && !result.missing_keys.empty()) {
     parts.push_back("missing keys: " + join_names(result.missing_keys));
   }
-  if (strict && !result.unexpected_keys.empty()) {
+  if (options.strict && !result.unexpected_keys.empty()) {
     parts.push_back("unexpected keys: " + join_names(result.unexpected_keys));
   }
-  if (!mismatched.empty()) parts.push_back("shape mismatch: " + join_names(mismatched));
+  if (!bad_shapes.empty()) parts.push_back("shape mismatch: " + join_names(bad_shapes));
+  if (!bad_dtypes.empty()) {
+    parts.push_back("dtype mismatch: " + join_names(bad_dtypes) +
+                    " (pass convert_dtype to convert them to the model's dtypes)");
+  }
   if (!parts.empty()) {
     std::string msg = "load_state_dict: ";
     for (size_t i = 0; i < parts.size(); ++i) msg += (i ? "; " : "") + parts[i];
     throw Error(msg);
   }
   NoGradGuard guard;
-  for (auto& [dst, src] : copies) {
-    Tensor d = dst;
-    d.copy_(src.dtype() == dst.dtype() ? src : src.to(dst.dtype()));
+  std::set<const TensorImpl*> done;  // a tied parameter loads once, from its first name
+  for (auto& [dst, src] : loads) {
+    if (!done.insert(dst.impl()).second) continue;
+    Tensor value = src.dtype() == dst.dtype() ? src : src.to(dst.dtype());
+    if (!options.assign) {
+      Tensor d = dst;
+      d.copy_(value);
+      continue;
+    }
+    // rewrite the impl in place so that every handle to it (the layer's members) follows
+    TensorImpl* impl = dst.impl();
+    const TensorImpl* from = value.impl();
+    impl->storage = from->storage;
+    impl->strides = from->strides;
+    impl->offset = from->offset;
+    impl->grad.reset();
+    impl->is_view_of_grad_tensor = false;
   }
   return result;
 }
@@ -250,7 +407,7 @@ void Module::summary_lines(const std::string& name, int indent, std::string& out
   }
   std::string extra = extra_repr();
   out += head + "(" + (extra.empty() ? "" : extra) + info + "\n";
-  for (const auto& [n, m] : children_) m->summary_lines(n, indent + 2, out);
+  for (const auto& c : children_) c.module->summary_lines(c.name, indent + 2, out);
   out += pad + ")\n";
 }
 

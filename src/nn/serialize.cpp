@@ -11,9 +11,14 @@ void save_module(const Module& module, const std::string& path) {
   save_safetensors(path, tensors);
 }
 
-LoadStateDictResult load_module(Module& module, const std::string& path, bool strict) {
+LoadStateDictResult load_module(Module& module, const std::string& path,
+                                const LoadOptions& options) {
   SafetensorsFile file = load_safetensors(path);
-  return module.load_state_dict(file.tensors, strict);
+  return module.load_state_dict(file.tensors, options);
+}
+
+LoadStateDictResult load_module(Module& module, const std::string& path, bool strict) {
+  return load_module(module, path, LoadOptions{.strict = strict});
 }
 
 }  // namespace moxing::nn

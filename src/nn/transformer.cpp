@@ -48,20 +48,20 @@ Tensor generate_square_subsequent_mask(int64_t T, DType dtype) {
 
 TransformerEncoderLayer::TransformerEncoderLayer(const TransformerLayerOptions& o, Generator* gen)
     : options(checked(o, "TransformerEncoderLayer")) {
-  self_attn =
-      register_module("self_attn", std::make_shared<MultiheadAttention>(
-                                       o.d_model, o.nhead, o.dropout, o.bias, o.batch_first, gen));
-  linear1 = register_module("linear1",
-                            std::make_shared<Linear>(o.d_model, o.dim_feedforward, o.bias, gen));
-  dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, gen));
-  linear2 = register_module("linear2",
-                            std::make_shared<Linear>(o.dim_feedforward, o.d_model, o.bias, gen));
-  norm1 = register_module(
+  self_attn = register_slot<MultiheadAttention>(
+      "self_attn", std::make_shared<MultiheadAttention>(o.d_model, o.nhead, o.dropout, o.bias,
+                                                        o.batch_first, gen));
+  linear1 = register_slot<UnaryModule>(
+      "linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, o.bias, gen));
+  dropout = register_slot<UnaryModule>("dropout", std::make_shared<Dropout>(o.dropout, gen));
+  linear2 = register_slot<UnaryModule>(
+      "linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, o.bias, gen));
+  norm1 = register_slot<UnaryModule>(
       "norm1", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
-  norm2 = register_module(
+  norm2 = register_slot<UnaryModule>(
       "norm2", std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias));
-  dropout1 = register_module("dropout1", std::make_shared<Dropout>(o.dropout, gen));
-  dropout2 = register_module("dropout2", std::make_shared<Dropout>(o.dropout, gen));
+  dropout1 = register_slot<UnaryModule>("dropout1", std::make_shared<Dropout>(o.dropout, gen));
+  dropout2 = register_slot<UnaryModule>("dropout2", std::make_shared<Dropout>(o.dropout, gen));
 }
 
 TransformerEncoderLayer::TransformerEncoderLayer(int64_t d_model, int64_t nhead,
@@ -112,19 +112,20 @@ TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& 
   auto layer_norm = [&] {
     return std::make_shared<LayerNorm>(Shape{o.d_model}, o.layer_norm_eps, true, o.bias);
   };
-  self_attn = register_module("self_attn", attention());
-  multihead_attn = register_module("multihead_attn", attention());
-  linear1 = register_module("linear1",
-                            std::make_shared<Linear>(o.d_model, o.dim_feedforward, o.bias, gen));
-  dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout, gen));
-  linear2 = register_module("linear2",
-                            std::make_shared<Linear>(o.dim_feedforward, o.d_model, o.bias, gen));
-  norm1 = register_module("norm1", layer_norm());
-  norm2 = register_module("norm2", layer_norm());
-  norm3 = register_module("norm3", layer_norm());
-  dropout1 = register_module("dropout1", std::make_shared<Dropout>(o.dropout, gen));
-  dropout2 = register_module("dropout2", std::make_shared<Dropout>(o.dropout, gen));
-  dropout3 = register_module("dropout3", std::make_shared<Dropout>(o.dropout, gen));
+  auto drop = [&] { return std::make_shared<Dropout>(o.dropout, gen); };
+  self_attn = register_slot<MultiheadAttention>("self_attn", attention());
+  multihead_attn = register_slot<MultiheadAttention>("multihead_attn", attention());
+  linear1 = register_slot<UnaryModule>(
+      "linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward, o.bias, gen));
+  dropout = register_slot<UnaryModule>("dropout", drop());
+  linear2 = register_slot<UnaryModule>(
+      "linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model, o.bias, gen));
+  norm1 = register_slot<UnaryModule>("norm1", layer_norm());
+  norm2 = register_slot<UnaryModule>("norm2", layer_norm());
+  norm3 = register_slot<UnaryModule>("norm3", layer_norm());
+  dropout1 = register_slot<UnaryModule>("dropout1", drop());
+  dropout2 = register_slot<UnaryModule>("dropout2", drop());
+  dropout3 = register_slot<UnaryModule>("dropout3", drop());
 }
 
 TransformerDecoderLayer::TransformerDecoderLayer(int64_t d_model, int64_t nhead,
@@ -178,9 +179,9 @@ TransformerEncoder::TransformerEncoder(
     const std::function<std::shared_ptr<TransformerEncoderLayer>()>& make_layer, int64_t num_layers,
     std::shared_ptr<LayerNorm> final_norm) {
   MOXING_CHECK(num_layers >= 1, "TransformerEncoder: num_layers must be >= 1, got {}", num_layers);
-  layers = register_module("layers", std::make_shared<ModuleList>());
+  layers = register_slot<ModuleList>("layers", std::make_shared<ModuleList>());
   for (int64_t i = 0; i < num_layers; ++i) layers->push_back(make_layer());
-  if (final_norm) norm = register_module("norm", std::move(final_norm));
+  if (final_norm) norm = register_slot<UnaryModule>("norm", std::move(final_norm));
 }
 
 TransformerEncoder::TransformerEncoder(const TransformerLayerOptions& options, int64_t num_layers,
@@ -208,9 +209,9 @@ TransformerDecoder::TransformerDecoder(
     const std::function<std::shared_ptr<TransformerDecoderLayer>()>& make_layer, int64_t num_layers,
     std::shared_ptr<LayerNorm> final_norm) {
   MOXING_CHECK(num_layers >= 1, "TransformerDecoder: num_layers must be >= 1, got {}", num_layers);
-  layers = register_module("layers", std::make_shared<ModuleList>());
+  layers = register_slot<ModuleList>("layers", std::make_shared<ModuleList>());
   for (int64_t i = 0; i < num_layers; ++i) layers->push_back(make_layer());
-  if (final_norm) norm = register_module("norm", std::move(final_norm));
+  if (final_norm) norm = register_slot<UnaryModule>("norm", std::move(final_norm));
 }
 
 TransformerDecoder::TransformerDecoder(const TransformerLayerOptions& options, int64_t num_layers,

@@ -15,6 +15,7 @@
 
 #include "loaders.h"
 #include "moxing/core/error.h"
+#include "moxing/io/file.h"
 #include "moxing/tokenizers/utf8.h"
 #include "pretokenize.h"
 
@@ -112,14 +113,6 @@ std::vector<std::pair<std::string, std::string>> parse_merges_lines(std::istream
     merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
   return merges;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open the file", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 const nlohmann::json* get(const nlohmann::json& j, const char* key) {
@@ -498,7 +491,7 @@ ByteLevelBPE ByteLevelBPE::from_vocab_merges(const std::string& vocab_json,
                                              const std::string& merges_txt) {
   nlohmann::json vj;
   try {
-    vj = nlohmann::json::parse(read_file(vocab_json));
+    vj = nlohmann::json::parse(read_text_file(vocab_json));
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON: {}", vocab_json, e.what());
   }
@@ -508,7 +501,7 @@ ByteLevelBPE ByteLevelBPE::from_vocab_merges(const std::string& vocab_json,
     vocab[it.key()] =
         detail::id_from_json(it.value(), fmt::format("{}: token '{}'", vocab_json, it.key()));
   }
-  std::istringstream in(read_file(merges_txt));
+  std::istringstream in(read_text_file(merges_txt));
   auto merges = parse_merges_lines(in, merges_txt);
   // GPT-2's end-of-text token is in its vocab.json; HF's GPT2Tokenizer treats it as special.
   std::vector<AddedToken> added;

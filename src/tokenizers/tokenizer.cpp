@@ -2,12 +2,11 @@
 #include "moxing/tokenizers/tokenizer.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "loaders.h"
 #include "moxing/core/error.h"
+#include "moxing/io/file.h"
 #include "moxing/tokenizers/utf8.h"
 
 namespace moxing::tokenizers {
@@ -50,11 +49,7 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std:
 namespace {
 
 std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open the file", path);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return tokenizer_from_json(ss.str(), path);
+  return tokenizer_from_json(read_text_file(path), path);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <stb/stb_image_write.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -368,61 +369,96 @@ void plot_curves(const std::string& png_path, const std::vector<Series>& loss_se
   }
 }
 
-EpochCurves epoch_curves_from_jsonl(const std::string& jsonl_path) {
+TrainingCurves curves_from_jsonl(const std::string& jsonl_path) {
   std::ifstream in(jsonl_path);
   MOXING_CHECK(in, "plot_curves: cannot open {}", jsonl_path);
-  // epoch -> (step -> (loss, accuracy)) for train; epoch -> (loss, accuracy) for val.
   constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
-  std::map<int64_t, std::map<int64_t, std::pair<double, double>>> train;
-  std::map<int64_t, std::pair<double, double>> val;
+  struct Point {
+    double epoch, loss, accuracy;
+  };
+  // step -> point, per split; records without a step keep their order after the numbered ones
+  std::map<int64_t, Point> train, val;
   auto number = [&](const nlohmann::json& r, const char* key) {
     auto it = r.find(key);
     return it != r.end() && it->is_number() ? it->get<double>() : kNone;
   };
   std::string line;
-  int64_t unnumbered = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kUnnumbered = std::numeric_limits<int64_t>::max() / 2;
+  int64_t unnumbered = kUnnumbered;
   while (std::getline(in, line)) {
     nlohmann::json r = nlohmann::json::parse(line, nullptr, false);
     if (r.is_discarded() || !r.is_object()) continue;
     auto split = r.find("split");
     double epoch = number(r, "epoch");
     if (split == r.end() || !split->is_string() || !std::isfinite(epoch)) continue;
-    auto e = static_cast<int64_t>(std::floor(epoch));
-    std::pair<double, double> values{number(r, "loss"), number(r, "accuracy")};
+    double step = number(r, "step");
+    int64_t key = std::isfinite(step) ? static_cast<int64_t>(step) : unnumbered++;
+    Point p{epoch, number(r, "loss"), number(r, "accuracy")};
     if (*split == "train") {
-      double step = number(r, "step");
-      train[e][std::isfinite(step) ? static_cast<int64_t>(step) : unnumbered++] = values;
+      train[key] = p;
     } else if (*split == "val") {
-      val[e] = values;
+      val[key] = p;
     }
   }
 
+  bool whole_epochs = true;
+  std::map<int64_t, int> epochs;
+  for (const auto* points : {&train, &val}) {
+    for (const auto& [step, p] : *points) {
+      whole_epochs = whole_epochs && p.epoch == std::floor(p.epoch);
+      epochs[static_cast<int64_t>(std::floor(p.epoch))] = 1;
+    }
+  }
+  const bool per_epoch = whole_epochs && static_cast<int>(epochs.size()) >= kMinEpochsForEpochAxis;
+
+  TrainingCurves out;
+  out.x_label = per_epoch ? "epoch" : "step";
   Series train_loss{"train", {}, {}}, train_acc{"train", {}, {}};
   Series val_loss{"validation", {}, {}}, val_acc{"validation", {}, {}};
-  auto add = [](Series& s, double x, double sum, int count) {
-    if (count > 0) s.x.push_back(x), s.y.push_back(sum / count);
+  auto add = [](Series& s, double x, double y) {
+    if (std::isfinite(y)) s.x.push_back(x), s.y.push_back(y);
   };
-  for (const auto& [epoch, steps] : train) {
-    double loss_sum = 0, acc_sum = 0;
-    int loss_n = 0, acc_n = 0;
-    for (const auto& [step, v] : steps) {
-      if (std::isfinite(v.first)) loss_sum += v.first, ++loss_n;
-      if (std::isfinite(v.second)) acc_sum += v.second, ++acc_n;
+  if (per_epoch) {
+    // epoch -> (sum, count) of loss and accuracy over its train records
+    std::map<int64_t, std::array<double, 4>> sums;
+    for (const auto& [step, p] : train) {
+      auto& s = sums[static_cast<int64_t>(p.epoch)];
+      if (std::isfinite(p.loss)) s[0] += p.loss, s[1] += 1;
+      if (std::isfinite(p.accuracy)) s[2] += p.accuracy, s[3] += 1;
     }
-    add(train_loss, static_cast<double>(epoch), loss_sum, loss_n);
-    add(train_acc, static_cast<double>(epoch), acc_sum, acc_n);
+    for (const auto& [epoch, s] : sums) {
+      if (s[1] > 0) add(train_loss, static_cast<double>(epoch), s[0] / s[1]);
+      if (s[3] > 0) add(train_acc, static_cast<double>(epoch), s[2] / s[3]);
+    }
+    std::map<int64_t, Point> last_val;  // the last val record of each epoch
+    for (const auto& [step, p] : val) last_val[static_cast<int64_t>(p.epoch)] = p;
+    for (const auto& [epoch, p] : last_val) {
+      add(val_loss, static_cast<double>(epoch), p.loss);
+      add(val_acc, static_cast<double>(epoch), p.accuracy);
+    }
+  } else {
+    for (const auto& [step, p] : train) {
+      if (step >= kUnnumbered) break;  // no step to place it at
+      add(train_loss, static_cast<double>(step), p.loss);
+      add(train_acc, static_cast<double>(step), p.accuracy);
+    }
+    for (const auto& [step, p] : val) {
+      if (step >= kUnnumbered) break;
+      add(val_loss, static_cast<double>(step), p.loss);
+      add(val_acc, static_cast<double>(step), p.accuracy);
+    }
   }
-  for (const auto& [epoch, v] : val) {
-    if (std::isfinite(v.first)) add(val_loss, static_cast<double>(epoch), v.first, 1);
-    if (std::isfinite(v.second)) add(val_acc, static_cast<double>(epoch), v.second, 1);
-  }
-  return {{train_loss, val_loss}, {train_acc, val_acc}};
+  out.loss = {train_loss, val_loss};
+  out.accuracy = {train_acc, val_acc};
+  return out;
 }
 
 void plot_curves_from_jsonl(const std::string& jsonl_path, const std::string& png_path,
                             const PlotOptions& options) {
-  EpochCurves curves = epoch_curves_from_jsonl(jsonl_path);
-  plot_curves(png_path, curves.loss, curves.accuracy, options);
+  TrainingCurves curves = curves_from_jsonl(jsonl_path);
+  PlotOptions o = options;
+  o.x_label = curves.x_label;
+  plot_curves(png_path, curves.loss, curves.accuracy, o);
 }
 
 }  // namespace moxing

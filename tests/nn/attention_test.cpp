@@ -5,24 +5,17 @@
 
 #include <limits>
 
+#include "expect_error.h"
 #include "moxing/nn/attention.h"
 #include "nn_transformer_fixture.h"
 
 using namespace moxing;
 using moxing::testing::check_layer_fixture;
 using moxing::testing::compare;
+using moxing::testing::expect_error;
 using V = std::vector<Tensor>;
 
 namespace {
-
-void expect_error(const std::function<void()>& f, const std::string& part) {
-  try {
-    f();
-    FAIL() << "expected an error containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 Tensor causal_mask(int64_t T) { return gt(triu(ones({T, T}), 1), 0.5); }
 
@@ -75,7 +68,7 @@ TEST(MultiheadAttention, NamesAndInitializationAsTorch) {
                                              "out_proj.bias"}));
   EXPECT_EQ(m.in_proj_weight.shape(), (Shape{18, 6}));
   EXPECT_EQ(m.in_proj_bias.to_vector<float>(), std::vector<float>(18, 0.0f));
-  EXPECT_EQ(m.out_proj->bias.to_vector<float>(), std::vector<float>(6, 0.0f));
+  EXPECT_EQ(m.out_proj.as<nn::Linear>()->bias.to_vector<float>(), std::vector<float>(6, 0.0f));
   // xavier_uniform_ bound sqrt(6 / (6 + 18)) = 0.5
   for (float w : m.in_proj_weight.to_vector<float>()) EXPECT_LE(std::abs(w), 0.5f);
   EXPECT_EQ(m.head_dim, 2);
@@ -143,7 +136,7 @@ TEST(MultiheadAttention, GradcheckWithRespectToInputsInF64) {
     EXPECT_TRUE(r.ok) << "need_weights=" << need_weights << ": " << r.message;
   }
   auto r = autograd::gradcheck([&](const V& in) { return m.forward(in[0], in[0], in[0]).output; },
-                               {q, m.in_proj_weight, m.out_proj->weight});
+                               {q, m.in_proj_weight, m.out_proj.as<nn::Linear>()->weight});
   EXPECT_TRUE(r.ok) << "self-attention: " << r.message;
 }
 

@@ -3,11 +3,13 @@
 // names, modes and errors.
 #include <gtest/gtest.h>
 
+#include "expect_error.h"
 #include "moxing/nn/batchnorm.h"
 #include "nn_transformer_fixture.h"
 
 using namespace moxing;
 using moxing::testing::check_layer_fixture;
+using moxing::testing::expect_error;
 using V = std::vector<Tensor>;
 
 namespace {
@@ -108,14 +110,6 @@ TEST(BatchNorm, GradcheckTrainModeInF64) {
 }
 
 TEST(BatchNorm, Errors) {
-  auto expect_error = [](const std::function<void()>& f, const std::string& part) {
-    try {
-      f();
-      FAIL() << "expected an error containing: " << part;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  };
   nn::BatchNorm1d m1(3);
   nn::BatchNorm2d m2(3);
   expect_error(

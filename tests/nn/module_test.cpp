@@ -90,11 +90,12 @@ TEST(Module, StrictErrorsListEveryKey) {
   EXPECT_EQ(net.a->weight.to_vector<float>()[0], 3.0f);
 }
 
-TEST(Module, LoadConvertsDtypeAndToChangesIt) {
+TEST(Module, LoadConvertsDtypeWhenAskedAndToChangesIt) {
   Net net;
   auto sd = net.state_dict();
   for (auto& [n, t] : sd) t = full(t.shape(), 1.5, DType::f64);
-  net.load_state_dict(sd);
+  EXPECT_THROW(net.load_state_dict(sd), Error);
+  net.load_state_dict(sd, {.convert_dtype = true});
   EXPECT_EQ(net.a->weight.dtype(), DType::f32);
   EXPECT_EQ(net.a->weight.to_vector<float>()[0], 1.5f);
   net.to(DType::f64);

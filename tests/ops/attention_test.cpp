@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "expect_error.h"
 #include "moxing/core/parallel.h"
 #include "moxing/ops/attention.h"
 #include "moxing/ops/dropout.h"
@@ -13,6 +14,7 @@
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::expect_error;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -53,15 +55,6 @@ MOXING_OP_CASES(
     });
 
 namespace {
-
-void expect_error(const std::function<void()>& f, const std::string& part) {
-  try {
-    f();
-    FAIL() << "expected an error containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 // Output and q, k, v gradients of one attention call, for a fixed upstream gradient.
 struct Result {

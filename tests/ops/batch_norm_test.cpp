@@ -2,10 +2,12 @@
 // non-contiguous inputs, the running-stat update, the parallel paths, and error cases.
 #include <gtest/gtest.h>
 
+#include "expect_error.h"
 #include "moxing/ops/batch_norm.h"
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::expect_error;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -63,15 +65,6 @@ Tensor batch_norm_composite(const Tensor& x, const Tensor& w, const Tensor& b, d
   Tensor v = var(x, {0, 2}, 0, true);
   Tensor y = div(sub(x, m), sqrt(add(v, eps)));
   return add(mul(y, w.reshape({1, -1, 1})), b.reshape({1, -1, 1}));
-}
-
-void expect_error(const std::function<void()>& f, const std::string& part) {
-  try {
-    f();
-    FAIL() << "expected an error containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 // non-contiguous tables and indices, the parallel backward, and error cases.
 #include <gtest/gtest.h>
 
+#include "expect_error.h"
 #include "moxing/ops/embedding.h"
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::expect_error;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -72,14 +74,6 @@ TEST(Embedding, OutputShapeAppendsC) {
 }
 
 TEST(Embedding, Errors) {
-  auto expect_error = [](const std::function<void()>& f, const std::string& part) {
-    try {
-      f();
-      FAIL() << "expected an error containing: " << part;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  };
   Tensor w = zeros({10, 4});
   expect_error(
       [&] {

@@ -2,10 +2,12 @@
 // non-contiguous inputs, and error cases (shapes, dtypes, out-of-range indices).
 #include <gtest/gtest.h>
 
+#include "expect_error.h"
 #include "moxing/ops/indexing.h"
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::expect_error;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -54,109 +56,131 @@ MOXING_OP_CASES(
 
 namespace {
 
-// Expects f to throw a moxing::Error whose message contains text.
-template <class F>
-void expect_error(const std::string& text, F f) {
-  std::string msg;
-  try {
-    f();
-  } catch (const Error& e) {
-    msg = e.what();
-  }
-  EXPECT_NE(msg.find(text), std::string::npos) << "expected '" << text << "', got '" << msg << "'";
-}
-
 Tensor idx(std::vector<int64_t> v, Shape shape = {}) { return from_vector(v, shape); }
 
 }  // namespace
 
 TEST(Indexing, CatShapeMismatchNamesShapes) {
-  expect_error("cat: shapes [2, 3] (entry 0) and [2, 4] (entry 1) must match except in dim 0", [&] {
-    (void)cat({zeros({2, 3}), zeros({2, 4})}, 0);
-  });
-  expect_error("cat: shapes [2, 3]", [&] { (void)cat({zeros({2, 3}), zeros({2, 3, 1})}, 0); });
-  expect_error("cat: expects a non-empty list", [&] { (void)cat({}, 0); });
-  expect_error("cat: dim 2 is out of range", [&] { (void)cat({zeros({2, 3})}, 2); });
+  expect_error(
+      [&] {
+        (void)cat({zeros({2, 3}), zeros({2, 4})}, 0);
+      },
+      "cat: shapes [2, 3] (entry 0) and [2, 4] (entry 1) must match except in dim 0");
+  expect_error([&] { (void)cat({zeros({2, 3}), zeros({2, 3, 1})}, 0); }, "cat: shapes [2, 3]");
+  expect_error([&] { (void)cat({}, 0); }, "cat: expects a non-empty list");
+  expect_error([&] { (void)cat({zeros({2, 3})}, 2); }, "cat: dim 2 is out of range");
 }
 
 TEST(Indexing, CatAndStackDtypeMismatch) {
-  expect_error("cat: entry 1 has dtype f64", [&] {
-    (void)cat({zeros({2}), zeros({2}, DType::f64)});
-  });
-  expect_error("stack: entry 1 has dtype f64", [&] {
-    (void)stack({zeros({2}), zeros({2}, DType::f64)});
-  });
-  expect_error("stack: expects tensors of one shape, got [2] (entry 0) and [3] (entry 1)", [&] {
-    (void)stack({zeros({2}), zeros({3})});
-  });
+  expect_error(
+      [&] {
+        (void)cat({zeros({2}), zeros({2}, DType::f64)});
+      },
+      "cat: entry 1 has dtype f64");
+  expect_error(
+      [&] {
+        (void)stack({zeros({2}), zeros({2}, DType::f64)});
+      },
+      "stack: entry 1 has dtype f64");
+  expect_error(
+      [&] {
+        (void)stack({zeros({2}), zeros({3})});
+      },
+      "stack: expects tensors of one shape, got [2] (entry 0) and [3] (entry 1)");
 }
 
 TEST(Indexing, OutOfRangeIndexNamesOpValueAndSize) {
   Tensor x = zeros({4, 3});
-  expect_error("index_select: index 4 is out of range for dim 0 of size 4", [&] {
-    (void)index_select(x, 0, idx({0, 4}));
-  });
-  expect_error("index_select: index -1 is out of range for dim 1 of size 3",
-               [&] { (void)index_select(x, 1, idx({-1})); });
-  expect_error("gather: index 3 is out of range for dim 1 of size 3", [&] {
-    (void)gather(x, 1, idx({0, 1, 3, 2}, {2, 2}));
-  });
-  expect_error("scatter_add: index 7 is out of range for dim 0 of size 4", [&] {
-    (void)scatter_add(x, 0, idx({0, 7}, {1, 2}), ones({1, 2}));
-  });
-  expect_error("index_add: index 5 is out of range for dim 0 of size 4", [&] {
-    (void)index_add(x, 0, idx({5}), ones({1, 3}));
-  });
-  expect_error("one_hot: class index 3 is out of range for 3 classes", [&] {
-    (void)one_hot(idx({0, 3}), 3);
-  });
-  expect_error("one_hot: class index -2 is out of range", [&] { (void)one_hot(idx({0, -2})); });
+  expect_error(
+      [&] {
+        (void)index_select(x, 0, idx({0, 4}));
+      },
+      "index_select: index 4 is out of range for dim 0 of size 4");
+  expect_error([&] { (void)index_select(x, 1, idx({-1})); },
+               "index_select: index -1 is out of range for dim 1 of size 3");
+  expect_error(
+      [&] {
+        (void)gather(x, 1, idx({0, 1, 3, 2}, {2, 2}));
+      },
+      "gather: index 3 is out of range for dim 1 of size 3");
+  expect_error(
+      [&] {
+        (void)scatter_add(x, 0, idx({0, 7}, {1, 2}), ones({1, 2}));
+      },
+      "scatter_add: index 7 is out of range for dim 0 of size 4");
+  expect_error(
+      [&] {
+        (void)index_add(x, 0, idx({5}), ones({1, 3}));
+      },
+      "index_add: index 5 is out of range for dim 0 of size 4");
+  expect_error(
+      [&] {
+        (void)one_hot(idx({0, 3}), 3);
+      },
+      "one_hot: class index 3 is out of range for 3 classes");
+  expect_error([&] { (void)one_hot(idx({0, -2})); }, "one_hot: class index -2 is out of range");
 }
 
 TEST(Indexing, WrongIndexDtype) {
   Tensor x = zeros({4, 3});
   Tensor fi = zeros({2});
-  expect_error("index_select: index must be i64 or i32, got f32",
-               [&] { (void)index_select(x, 0, fi); });
-  expect_error("gather: index must be i64 or i32, got f32", [&] {
-    (void)gather(x, 0, zeros({2, 3}));
-  });
-  expect_error("scatter_add: index must be i64 or i32, got f32", [&] {
-    (void)scatter_add(x, 0, zeros({1, 3}), ones({1, 3}));
-  });
-  expect_error("index_add: index must be i64 or i32", [&] {
-    (void)index_add(x, 0, fi, ones({2, 3}));
-  });
-  expect_error("one_hot: index must be i64 or i32, got f32", [&] { (void)one_hot(fi); });
+  expect_error([&] { (void)index_select(x, 0, fi); },
+               "index_select: index must be i64 or i32, got f32");
+  expect_error(
+      [&] {
+        (void)gather(x, 0, zeros({2, 3}));
+      },
+      "gather: index must be i64 or i32, got f32");
+  expect_error(
+      [&] {
+        (void)scatter_add(x, 0, zeros({1, 3}), ones({1, 3}));
+      },
+      "scatter_add: index must be i64 or i32, got f32");
+  expect_error(
+      [&] {
+        (void)index_add(x, 0, fi, ones({2, 3}));
+      },
+      "index_add: index must be i64 or i32");
+  expect_error([&] { (void)one_hot(fi); }, "one_hot: index must be i64 or i32, got f32");
 }
 
 TEST(Indexing, ShapeErrors) {
   Tensor x = zeros({4, 3});
-  expect_error("index_select: index must be 1-D", [&] {
-    (void)index_select(x, 0, idx({0, 1}, {1, 2}));
-  });
-  expect_error("gather: index of shape [2] must have as many dims as the input of shape [4, 3]",
-               [&] {
-                 (void)gather(x, 0, idx({0, 1}));
-               });
-  expect_error("gather: index of shape [1, 4] is larger than the input of shape [4, 3] in dim 1",
-               [&] {
-                 (void)gather(x, 0, idx({0, 0, 0, 0}, {1, 4}));
-               });
-  expect_error("scatter_add: index of shape [1, 2] is larger than src [1, 1]", [&] {
-    (void)scatter_add(x, 0, idx({0, 0}, {1, 2}), ones({1, 1}));
-  });
-  expect_error("scatter_add: self dtype f32 and src dtype f64 differ", [&] {
-    (void)scatter_add(x, 0, idx({0}, {1, 1}), ones({1, 1}, DType::f64));
-  });
-  expect_error("index_add: src of shape [3, 3] does not fit self of shape [4, 3]", [&] {
-    (void)index_add(x, 0, idx({0, 1}), ones({3, 3}));
-  });
-  expect_error("tril: needs a tensor with at least 2 dims, got shape [3]",
-               [&] { (void)tril(zeros({3})); });
-  expect_error("triu: needs a tensor with at least 2 dims", [&] { (void)triu(zeros({})); });
-  expect_error("one_hot: cannot infer num_classes",
-               [&] { (void)one_hot(from_vector<int64_t>({}, {0})); });
+  expect_error(
+      [&] {
+        (void)index_select(x, 0, idx({0, 1}, {1, 2}));
+      },
+      "index_select: index must be 1-D");
+  expect_error(
+      [&] {
+        (void)gather(x, 0, idx({0, 1}));
+      },
+      "gather: index of shape [2] must have as many dims as the input of shape [4, 3]");
+  expect_error(
+      [&] {
+        (void)gather(x, 0, idx({0, 0, 0, 0}, {1, 4}));
+      },
+      "gather: index of shape [1, 4] is larger than the input of shape [4, 3] in dim 1");
+  expect_error(
+      [&] {
+        (void)scatter_add(x, 0, idx({0, 0}, {1, 2}), ones({1, 1}));
+      },
+      "scatter_add: index of shape [1, 2] is larger than src [1, 1]");
+  expect_error(
+      [&] {
+        (void)scatter_add(x, 0, idx({0}, {1, 1}), ones({1, 1}, DType::f64));
+      },
+      "scatter_add: self dtype f32 and src dtype f64 differ");
+  expect_error(
+      [&] {
+        (void)index_add(x, 0, idx({0, 1}), ones({3, 3}));
+      },
+      "index_add: src of shape [3, 3] does not fit self of shape [4, 3]");
+  expect_error([&] { (void)tril(zeros({3})); },
+               "tril: needs a tensor with at least 2 dims, got shape [3]");
+  expect_error([&] { (void)triu(zeros({})); }, "triu: needs a tensor with at least 2 dims");
+  expect_error([&] { (void)one_hot(from_vector<int64_t>({}, {0})); },
+               "one_hot: cannot infer num_classes");
 }
 
 TEST(Indexing, ScatterAddGradientWithSrcLargerThanIndex) {
@@ -216,7 +240,9 @@ TEST(Indexing, ModifiedIndexIsCaughtInBackward) {
   Tensor index = idx({1, 2});
   Tensor y = index_select(x, 0, index);
   index.fill_(0);
-  expect_error("index_select: a tensor of shape [2] saved", [&] {
-    (void)y.backward(ones({2, 3}));
-  });
+  expect_error(
+      [&] {
+        (void)y.backward(ones({2, 3}));
+      },
+      "index_select: a tensor of shape [2] saved");
 }

@@ -4,24 +4,17 @@
 
 #include <cmath>
 
+#include "expect_error.h"
 #include "moxing/ops/loss.h"
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::expect_error;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 using R = Reduction;
 
 namespace {
-
-void expect_error(const std::function<void()>& f, const std::string& part) {
-  try {
-    f();
-    FAIL() << "expected an error containing: " << part;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
 
 OpCase row(const std::string& name, const std::function<Tensor(const V&)>& fn) {
   return {name, fn};

@@ -2,10 +2,12 @@
 // inputs, the parallel paths, and error cases.
 #include <gtest/gtest.h>
 
+#include "expect_error.h"
 #include "moxing/ops/norm.h"
 #include "op_harness.h"
 
 using namespace moxing;
+using moxing::testing::expect_error;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -79,14 +81,6 @@ TEST(LayerNorm, SameResultForAnyThreadCount) {
 }
 
 TEST(LayerNorm, Errors) {
-  auto expect_error = [](const std::function<void()>& f, const std::string& part) {
-    try {
-      f();
-      FAIL() << "expected an error containing: " << part;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-    }
-  };
   expect_error(
       [] {
         layer_norm(zeros({2, 3, 5}), {4});

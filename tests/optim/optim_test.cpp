@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "expect_error.h"
 #include "moxing/moxing.h"
 #include "moxing/optim/adagrad.h"
 #include "moxing/optim/adam.h"
@@ -18,6 +19,7 @@
 #include "moxing/optim/sgd.h"
 
 using namespace moxing;
+using moxing::testing::expect_error;
 using nlohmann::json;
 using optim::Hyper;
 using optim::ParamGroup;
@@ -368,69 +370,67 @@ TEST(Clip, NoGradientsAndNonFinite) {
 
 // ---- errors
 
-template <class F>
-void expect_error(const std::string& text, F f) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an error containing: " << text;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
-  }
-}
-
 TEST(Errors, BadHyperParameters) {
   Tensor p = ones({2}).requires_grad_();
-  expect_error("sgd: invalid learning rate -0.1", [&] { optim::SGD({p}, {.lr = -0.1}); });
-  expect_error("sgd: nesterov momentum requires",
-               [&] { optim::SGD({p}, {.lr = 0.1, .nesterov = true}); });
-  expect_error("sgd: nesterov momentum requires", [&] {
-    optim::SGD({p}, {.lr = 0.1, .momentum = 0.9, .dampening = 0.1, .nesterov = true});
-  });
-  expect_error("adam: invalid beta1 1 (must be in [0, 1))",
-               [&] { optim::Adam({p}, {.beta1 = 1.0}); });
-  expect_error("adamw: invalid beta2 -0.5", [&] { optim::AdamW({p}, {.beta2 = -0.5}); });
-  expect_error("adamw: invalid epsilon -1", [&] { optim::AdamW({p}, {.eps = -1.0}); });
-  expect_error("adam: invalid weight_decay -0.1",
-               [&] { optim::Adam({p}, {.weight_decay = -0.1}); });
-  expect_error("rmsprop: invalid alpha -0.9", [&] { optim::RMSprop({p}, {.alpha = -0.9}); });
-  expect_error("rmsprop: invalid momentum -1", [&] { optim::RMSprop({p}, {.momentum = -1}); });
-  expect_error("adagrad: invalid lr_decay -0.5", [&] { optim::Adagrad({p}, {.lr_decay = -0.5}); });
-  expect_error("adagrad: invalid initial_accumulator_value -1",
-               [&] { optim::Adagrad({p}, {.initial_accumulator_value = -1}); });
+  expect_error([&] { optim::SGD({p}, {.lr = -0.1}); }, "sgd: invalid learning rate -0.1");
+  expect_error([&] { optim::SGD({p}, {.lr = 0.1, .nesterov = true}); },
+               "sgd: nesterov momentum requires");
+  expect_error(
+      [&] { optim::SGD({p}, {.lr = 0.1, .momentum = 0.9, .dampening = 0.1, .nesterov = true}); },
+      "sgd: nesterov momentum requires");
+  expect_error([&] { optim::Adam({p}, {.beta1 = 1.0}); },
+               "adam: invalid beta1 1 (must be in [0, 1))");
+  expect_error([&] { optim::AdamW({p}, {.beta2 = -0.5}); }, "adamw: invalid beta2 -0.5");
+  expect_error([&] { optim::AdamW({p}, {.eps = -1.0}); }, "adamw: invalid epsilon -1");
+  expect_error([&] { optim::Adam({p}, {.weight_decay = -0.1}); },
+               "adam: invalid weight_decay -0.1");
+  expect_error([&] { optim::RMSprop({p}, {.alpha = -0.9}); }, "rmsprop: invalid alpha -0.9");
+  expect_error([&] { optim::RMSprop({p}, {.momentum = -1}); }, "rmsprop: invalid momentum -1");
+  expect_error([&] { optim::Adagrad({p}, {.lr_decay = -0.5}); }, "adagrad: invalid lr_decay -0.5");
+  expect_error([&] { optim::Adagrad({p}, {.initial_accumulator_value = -1}); },
+               "adagrad: invalid initial_accumulator_value -1");
   // a bad override in one group is caught too
-  expect_error("adamw: invalid learning rate -1", [&] {
-    optim::AdamW({{{p}, {{"lr", -1.0}}}}, {.lr = 0.1});
-  });
+  expect_error(
+      [&] {
+        optim::AdamW({{{p}, {{"lr", -1.0}}}}, {.lr = 0.1});
+      },
+      "adamw: invalid learning rate -1");
 }
 
 TEST(Errors, BadNamesAndParameters) {
   Tensor p = ones({2}).requires_grad_();
-  expect_error("unknown optimizer 'adamx' (valid: sgd, adam, adamw, rmsprop, adagrad)",
-               [&] { optim::make_optimizer("adamx", {p}); });
-  expect_error("sgd: unknown option 'momentom'", [&] {
-    optim::make_optimizer("sgd", {p}, {{"momentom", 0.9}});
-  });
-  expect_error("adamw: unknown option 'betas' in a param group", [&] {
-    optim::AdamW({{{p}, {{"betas", 0.9}}}});
-  });
-  expect_error("sgd: got an empty parameter list", [&] { optim::SGD(std::vector<Tensor>{}); });
-  expect_error("sgd: a parameter appears more than once", [&] {
-    optim::SGD({{{p}, {}}, {{p}, {}}});
-  });
-  expect_error("sgd: parameters must be floating point",
-               [&] { optim::SGD({zeros({2}, DType::i64)}); });
+  expect_error([&] { optim::make_optimizer("adamx", {p}); },
+               "unknown optimizer 'adamx' (valid: sgd, adam, adamw, rmsprop, adagrad)");
+  expect_error(
+      [&] {
+        optim::make_optimizer("sgd", {p}, {{"momentom", 0.9}});
+      },
+      "sgd: unknown option 'momentom'");
+  expect_error(
+      [&] {
+        optim::AdamW({{{p}, {{"betas", 0.9}}}});
+      },
+      "adamw: unknown option 'betas' in a param group");
+  expect_error([&] { optim::SGD(std::vector<Tensor>{}); }, "sgd: got an empty parameter list");
+  expect_error(
+      [&] {
+        optim::SGD({{{p}, {}}, {{p}, {}}});
+      },
+      "sgd: a parameter appears more than once");
+  expect_error([&] { optim::SGD({zeros({2}, DType::i64)}); },
+               "sgd: parameters must be floating point");
   Tensor q = ones({2}).requires_grad_();
-  expect_error("sgd: can't optimize a non-leaf tensor", [&] { optim::SGD({mul(q, 2.0)}); });
+  expect_error([&] { optim::SGD({mul(q, 2.0)}); }, "sgd: can't optimize a non-leaf tensor");
   optim::SGD opt({p});
-  expect_error("param group has no option 'beta1'",
-               [&] { opt.param_groups()[0].set("beta1", 0.9); });
+  expect_error([&] { opt.param_groups()[0].set("beta1", 0.9); },
+               "param group has no option 'beta1'");
   // values changed after construction are checked at step()
   opt.param_groups()[0].set_lr(-1.0);
-  expect_error("sgd: invalid learning rate -1", [&] { opt.step(); });
+  expect_error([&] { opt.step(); }, "sgd: invalid learning rate -1");
   opt.param_groups()[0].set_lr(0.1);
   opt.param_groups()[0].params.push_back(q);
-  expect_error("sgd: the param groups hold 2 parameters but 1 were registered",
-               [&] { opt.step(); });
+  expect_error([&] { opt.step(); },
+               "sgd: the param groups hold 2 parameters but 1 were registered");
 }
 
 TEST(Errors, LoadStateDictMismatch) {
@@ -441,14 +441,14 @@ TEST(Errors, LoadStateDictMismatch) {
   opt.step();
   optim::OptimizerState st = opt.state_dict();
   optim::Adam two({{{a}, {}}, {{b}, {}}});
-  expect_error("adam: load_state_dict: the state has 1 param groups, the optimizer 2",
-               [&] { two.load_state_dict(st); });
+  expect_error([&] { two.load_state_dict(st); },
+               "adam: load_state_dict: the state has 1 param groups, the optimizer 2");
   optim::Adam other({b});
-  expect_error("adam: load_state_dict: 'state.0.exp_avg' has shape [2], parameter 0 has shape [3]",
-               [&] { other.load_state_dict(st); });
+  expect_error([&] { other.load_state_dict(st); },
+               "adam: load_state_dict: 'state.0.exp_avg' has shape [2], parameter 0 has shape [3]");
   optim::SGD sgd({a});
-  expect_error("sgd: load_state_dict: the state is from a \"adam\" optimizer",
-               [&] { sgd.load_state_dict(st); });
+  expect_error([&] { sgd.load_state_dict(st); },
+               "sgd: load_state_dict: the state is from a \"adam\" optimizer");
 }
 
 }  // namespace

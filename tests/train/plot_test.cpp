@@ -1,5 +1,6 @@
 // curves.png: decoded back with stb_image, it has the requested size, white background, the
-// series colours, black axes and text; the jsonl path aggregates train steps per epoch.
+// series colours, black axes and text; the jsonl path aggregates train steps per epoch for a
+// long epoch-based run and plots every logged step otherwise.
 #include "moxing/train/plot.h"
 
 #include <gtest/gtest.h>
@@ -153,7 +154,8 @@ TEST_F(PlotTest, FromJsonlAggregatesPerEpoch) {
         << "\n";
     out << R"({"split": "train", "ep)";  // a partial line from a crash
   }
-  EpochCurves curves = epoch_curves_from_jsonl(jsonl.string());
+  TrainingCurves curves = curves_from_jsonl(jsonl.string());
+  EXPECT_EQ(curves.x_label, "epoch");
   ASSERT_EQ(curves.loss.size(), 2u);
   EXPECT_EQ(curves.loss[0].name, "train");
   EXPECT_EQ(curves.loss[1].name, "validation");
@@ -172,6 +174,71 @@ TEST_F(PlotTest, FromJsonlAggregatesPerEpoch) {
     EXPECT_GT(d.count_in(kSeriesColors[s], 0, 600), 100) << "series " << s;
     EXPECT_GT(d.count_in(kSeriesColors[s], 600, 1200), 100) << "series " << s;
   }
+}
+
+// The language-model loop: train loss every 50 steps, validation every 100, the epoch a
+// fraction (step / steps per epoch). Every record is a point at its step.
+TEST_F(PlotTest, FromJsonlStepBasedRunPlotsEveryLoggedStep) {
+  fs::path jsonl = dir_ / "metrics.jsonl";
+  const int steps_per_epoch = 120;
+  {
+    std::ofstream out(jsonl);
+    for (int step = 50; step <= 300; step += 50) {
+      double epoch = static_cast<double>(step) / steps_per_epoch;
+      out << nlohmann::json{{"split", "train"},
+                            {"epoch", epoch},
+                            {"step", step},
+                            {"loss", 5.0 - step / 100.0}}
+                 .dump()
+          << "\n";
+      if (step % 100 == 0) {
+        out << nlohmann::json{{"split", "val"},
+                              {"epoch", epoch},
+                              {"step", step},
+                              {"loss", 5.5 - step / 100.0},
+                              {"accuracy", step / 1000.0}}
+                   .dump()
+            << "\n";
+      }
+    }
+  }
+  TrainingCurves curves = curves_from_jsonl(jsonl.string());
+  EXPECT_EQ(curves.x_label, "step");
+  EXPECT_EQ(curves.loss[0].x, (std::vector<double>{50, 100, 150, 200, 250, 300}));
+  EXPECT_EQ(curves.loss[0].y, (std::vector<double>{4.5, 4.0, 3.5, 3.0, 2.5, 2.0}));
+  EXPECT_EQ(curves.loss[1].x, (std::vector<double>{100, 200, 300}));
+  EXPECT_EQ(curves.loss[1].y, (std::vector<double>{4.5, 3.5, 2.5}));
+  EXPECT_TRUE(curves.accuracy[0].x.empty());  // the train records carry no accuracy
+  EXPECT_EQ(curves.accuracy[1].y, (std::vector<double>{0.1, 0.2, 0.3}));
+
+  fs::path png = dir_ / "curves.png";
+  plot_curves_from_jsonl(jsonl.string(), png.string());
+  Decoded d = decode(png);
+  EXPECT_GT(d.count_in(kSeriesColors[0], 0, 600), 100);
+  EXPECT_GT(d.count_in(kSeriesColors[1], 600, 1200), 100);
+}
+
+// A classifier run of fewer epochs than kMinEpochsForEpochAxis: its logged steps, not two
+// per-epoch points.
+TEST_F(PlotTest, FromJsonlShortEpochRunPlotsSteps) {
+  fs::path jsonl = dir_ / "metrics.jsonl";
+  {
+    std::ofstream out(jsonl);
+    for (int step = 10; step <= 40; step += 10) {
+      out << nlohmann::json{{"split", "train"},
+                            {"epoch", step <= 20 ? 1 : 2},
+                            {"step", step},
+                            {"loss", 1.0 / step},
+                            {"accuracy", 0.5}}
+                 .dump()
+          << "\n";
+    }
+    out << nlohmann::json{{"split", "train"}, {"epoch", 2}, {"loss", 9.0}}.dump() << "\n";
+  }
+  TrainingCurves curves = curves_from_jsonl(jsonl.string());
+  EXPECT_EQ(curves.x_label, "step");
+  EXPECT_EQ(curves.loss[0].x, (std::vector<double>{10, 20, 30, 40}));  // no step: not placed
+  EXPECT_TRUE(curves.loss[1].x.empty());
 }
 
 TEST_F(PlotTest, Errors) {

@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "moxing/io/file.h"
+
 namespace moxing {
 
 /// Writes the folder dir atomically. write_files fills a new folder "<dir>.tmp-XXXXXX" beside
@@ -18,8 +20,5 @@ void write_checkpoint_dir(const std::string& dir,
 
 /// Writes text to path atomically: path + ".tmp", fsync, rename over path, fsync the folder.
 void write_text_file_atomic(const std::string& path, const std::string& text);
-
-/// The whole file as a string; throws moxing::Error naming path when it cannot be read.
-std::string read_text_file(const std::string& path);
 
 }  // namespace moxing

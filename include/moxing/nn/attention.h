@@ -48,7 +48,7 @@ class MultiheadAttention : public Module {
   bool batch_first;
   Generator* gen;
   Tensor in_proj_weight, in_proj_bias;  // (3C,C), (3C) or undefined
-  std::shared_ptr<Linear> out_proj;     // C -> C
+  Slot<UnaryModule> out_proj;           // C -> C, a Linear when built
 };
 
 }  // namespace moxing::nn

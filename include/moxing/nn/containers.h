@@ -1,6 +1,7 @@
 // Module containers: Sequential (chains one-tensor modules), ModuleList (indexed) and
 // ModuleDict (named). Children are named "0", "1", ... or by their key, so parameters get
-// torch's dotted names ("0.weight", "blocks.2.bias").
+// torch's dotted names ("0.weight", "blocks.2.bias"). Each child is held through a Slot, so a
+// module put in its place with replace_module is the one indexing and forward return.
 #pragma once
 
 #include <cstddef>
@@ -24,8 +25,8 @@ class Sequential : public UnaryModule {
   /// Appends a module named by its index.
   void push_back(std::shared_ptr<UnaryModule> module);
   Tensor forward(const Tensor& x) override;
-  size_t size() const { return modules_.size(); }
-  bool empty() const { return modules_.empty(); }
+  size_t size() const { return slots_.size(); }
+  bool empty() const { return slots_.empty(); }
   /// The module at index i (negative counts from the end).
   std::shared_ptr<UnaryModule> operator[](int64_t i) const;
   /// The module at index i as an M (throws when it is not one).
@@ -36,12 +37,13 @@ class Sequential : public UnaryModule {
                  (*this)[i]->type_name());
     return m;
   }
-  auto begin() const { return modules_.begin(); }
-  auto end() const { return modules_.end(); }
+  /// Iteration yields the slots in order (`for (auto& m : seq) m->forward(x)`).
+  auto begin() const { return slots_.begin(); }
+  auto end() const { return slots_.end(); }
   std::string type_name() const override { return "Sequential"; }
 
  private:
-  std::vector<std::shared_ptr<UnaryModule>> modules_;
+  std::vector<Slot<UnaryModule>> slots_;
 };
 
 /// Modules held by index, no forward; matches nn.ModuleList.
@@ -53,8 +55,8 @@ class ModuleList : public Module {
     (push_back(std::move(modules)), ...);
   }
   void push_back(std::shared_ptr<Module> module);
-  size_t size() const { return modules_.size(); }
-  bool empty() const { return modules_.empty(); }
+  size_t size() const { return slots_.size(); }
+  bool empty() const { return slots_.empty(); }
   /// The module at index i (negative counts from the end).
   std::shared_ptr<Module> operator[](int64_t i) const;
   template <class M>
@@ -64,12 +66,13 @@ class ModuleList : public Module {
                  (*this)[i]->type_name());
     return m;
   }
-  auto begin() const { return modules_.begin(); }
-  auto end() const { return modules_.end(); }
+  /// Iteration yields the slots in order.
+  auto begin() const { return slots_.begin(); }
+  auto end() const { return slots_.end(); }
   std::string type_name() const override { return "ModuleList"; }
 
  private:
-  std::vector<std::shared_ptr<Module>> modules_;
+  std::vector<Slot<Module>> slots_;
 };
 
 /// Modules held by name in insertion order, no forward; matches nn.ModuleDict.
@@ -89,15 +92,12 @@ class ModuleDict : public Module {
   }
   std::vector<std::string> keys() const;
   size_t size() const { return items_.size(); }
-  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& items() const {
-    return items_;
-  }
-  auto begin() const { return items_.begin(); }
-  auto end() const { return items_.end(); }
+  /// (key, current module) in insertion order.
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> items() const;
   std::string type_name() const override { return "ModuleDict"; }
 
  private:
-  std::vector<std::pair<std::string, std::shared_ptr<Module>>> items_;
+  std::vector<std::pair<std::string, Slot<Module>>> items_;
 };
 
 }  // namespace moxing::nn

@@ -52,10 +52,10 @@ class TransformerEncoderLayer : public UnaryModule {
   std::string type_name() const override { return "TransformerEncoderLayer"; }
 
   TransformerLayerOptions options;
-  std::shared_ptr<MultiheadAttention> self_attn;
-  std::shared_ptr<Linear> linear1, linear2;
-  std::shared_ptr<LayerNorm> norm1, norm2;
-  std::shared_ptr<Dropout> dropout, dropout1, dropout2;
+  Slot<MultiheadAttention> self_attn;
+  Slot<UnaryModule> linear1, linear2;  // Linear when built
+  Slot<UnaryModule> norm1, norm2;      // LayerNorm when built
+  Slot<UnaryModule> dropout, dropout1, dropout2;
 
  private:
   Tensor self_attention_block(const Tensor& x, const Tensor& mask, const Tensor& key_padding_mask,
@@ -85,10 +85,10 @@ class TransformerDecoderLayer : public Module {
   std::string type_name() const override { return "TransformerDecoderLayer"; }
 
   TransformerLayerOptions options;
-  std::shared_ptr<MultiheadAttention> self_attn, multihead_attn;
-  std::shared_ptr<Linear> linear1, linear2;
-  std::shared_ptr<LayerNorm> norm1, norm2, norm3;
-  std::shared_ptr<Dropout> dropout, dropout1, dropout2, dropout3;
+  Slot<MultiheadAttention> self_attn, multihead_attn;
+  Slot<UnaryModule> linear1, linear2;     // Linear when built
+  Slot<UnaryModule> norm1, norm2, norm3;  // LayerNorm when built
+  Slot<UnaryModule> dropout, dropout1, dropout2, dropout3;
 
  private:
   Tensor feed_forward_block(const Tensor& x);
@@ -112,8 +112,8 @@ class TransformerEncoder : public UnaryModule {
   /// Layer i (negative counts from the end).
   std::shared_ptr<TransformerEncoderLayer> layer(int64_t i) const;
 
-  std::shared_ptr<ModuleList> layers;
-  std::shared_ptr<LayerNorm> norm;  // or null
+  Slot<ModuleList> layers;
+  Slot<UnaryModule> norm;  // empty without a final norm
 };
 
 /// num_layers decoder layers applied in turn (parameters "layers.N.*"), then norm when given.
@@ -133,8 +133,8 @@ class TransformerDecoder : public Module {
   std::string type_name() const override { return "TransformerDecoder"; }
   std::shared_ptr<TransformerDecoderLayer> layer(int64_t i) const;
 
-  std::shared_ptr<ModuleList> layers;
-  std::shared_ptr<LayerNorm> norm;  // or null
+  Slot<ModuleList> layers;
+  Slot<UnaryModule> norm;  // empty without a final norm
 };
 
 }  // namespace moxing::nn

@@ -1,5 +1,5 @@
-// Training curves drawn by moxing itself into `curves.png`: two panels side by side, loss per
-// epoch and accuracy per epoch, one coloured line per series with tick labels and a legend.
+// Training curves drawn by moxing itself into `curves.png`: two panels side by side, loss and
+// accuracy per epoch or per step, one coloured line per series with tick labels and a legend.
 // A tiny rasterizer (anti-aliased lines, a 5x7 bitmap font), not a plotting library.
 #pragma once
 
@@ -44,20 +44,27 @@ RgbImage render_curves(const std::vector<Series>& loss_series,
 void plot_curves(const std::string& png_path, const std::vector<Series>& loss_series,
                  const std::vector<Series>& acc_series, const PlotOptions& options = {});
 
-/// The per-epoch series plot_curves_from_jsonl draws.
-struct EpochCurves {
+/// The series plot_curves_from_jsonl draws, and their x axis.
+struct TrainingCurves {
+  std::string x_label;           // "epoch" or "step"
   std::vector<Series> loss;      // "train", "validation"
   std::vector<Series> accuracy;  // "train", "validation"
 };
 
-/// Reads metrics.jsonl records ({"split": "train"|"val", "epoch", "step", "loss",
-/// "accuracy"}) and plots per epoch "train" (the mean of the train records of that epoch;
-/// a step logged twice, as after a resume, counts once, last record kept) and "validation"
-/// (the last val record of each epoch). Lines that do not parse, as a partial last line,
-/// are skipped. Epochs are the floor of "epoch".
-EpochCurves epoch_curves_from_jsonl(const std::string& jsonl_path);
+/// A run that logs whole epochs over at least this many epochs is plotted per epoch.
+constexpr int kMinEpochsForEpochAxis = 5;
 
-/// epoch_curves_from_jsonl drawn with plot_curves.
+/// Reads metrics.jsonl records ({"split": "train"|"val", "epoch", "step", "loss",
+/// "accuracy"}); a step logged twice, as after a resume, counts once, last record kept.
+/// Lines that do not parse, as a partial last line, are skipped.
+/// When every record's "epoch" is a whole number and they span at least
+/// kMinEpochsForEpochAxis epochs (the classifier loop), the curves are per epoch: "train" is
+/// the mean of that epoch's train records and "validation" its last val record. Otherwise
+/// (a step-based run, as the language-model loop's fractional epochs, or a short run) every
+/// record is a point at its "step".
+TrainingCurves curves_from_jsonl(const std::string& jsonl_path);
+
+/// curves_from_jsonl drawn with plot_curves, the x label taken from the curves.
 void plot_curves_from_jsonl(const std::string& jsonl_path, const std::string& png_path,
                             const PlotOptions& options = {});
 
