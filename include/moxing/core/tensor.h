@@ -192,38 +192,13 @@ Tensor from_blob(void* data, const Shape& shape, DType dtype, std::shared_ptr<vo
 // ---- dtype helpers
 template <class T>
 struct dtype_of;
-template <>
-struct dtype_of<float> {
-  static constexpr DType value = DType::f32;
-};
-template <>
-struct dtype_of<double> {
-  static constexpr DType value = DType::f64;
-};
-template <>
-struct dtype_of<int64_t> {
-  static constexpr DType value = DType::i64;
-};
-template <>
-struct dtype_of<int32_t> {
-  static constexpr DType value = DType::i32;
-};
-template <>
-struct dtype_of<uint8_t> {
-  static constexpr DType value = DType::u8;
-};
-template <>
-struct dtype_of<bool> {
-  static constexpr DType value = DType::boolean;
-};
-template <>
-struct dtype_of<BFloat16> {
-  static constexpr DType value = DType::bf16;
-};
-template <>
-struct dtype_of<Half> {
-  static constexpr DType value = DType::f16;
-};
+#define MOXING_DTYPE_OF(e, T, name, st, torch, fl) \
+  template <>                                      \
+  struct dtype_of<T> {                             \
+    static constexpr DType value = DType::e;       \
+  };
+MOXING_FORALL_DTYPES(MOXING_DTYPE_OF)
+#undef MOXING_DTYPE_OF
 
 template <class T>
 T* Tensor::data() const {
