@@ -288,7 +288,7 @@ SafetensorsFile parse_bytes(uint8_t* bytes, size_t size, const std::string& file
     }
     Tensor t;
     if (n == 0) {
-      t = empty(e.shape, e.dtype);
+      t = empty(e.shape, TensorOptions(e.dtype).device(kCPU));
     } else if (reinterpret_cast<uintptr_t>(p) % dtype_size(e.dtype) == 0) {
       t = from_blob(p, e.shape, e.dtype, owner);
     } else {
