@@ -29,7 +29,7 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
                    "backward: gradient can be implicitly created only for scalar outputs, "
                    "this one has shape {}; pass a gradient of that shape",
                    shape_str(r.shape()));
-      g = ones(r.shape(), r.dtype());
+      g = ones(r.shape(), r.options());
     } else {
       MOXING_CHECK(g.shape() == r.shape(),
                    "backward: gradient shape {} differs from output shape {}", shape_str(g.shape()),
@@ -87,8 +87,17 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     std::vector<Tensor> in = std::move(buffers[node.get()]);
     buffers.erase(node.get());
     in.resize(node->output_shapes.size());
+    Device device = default_device();  // of the gradients that did arrive
+    for (const Tensor& t : in) {
+      if (t.defined()) {
+        device = t.device();
+        break;
+      }
+    }
     for (size_t k = 0; k < in.size(); ++k) {
-      if (!in[k].defined()) in[k] = zeros(node->output_shapes[k], node->output_dtypes[k]);
+      if (!in[k].defined()) {
+        in[k] = zeros(node->output_shapes[k], TensorOptions(node->output_dtypes[k]).device(device));
+      }
       if (k < node->retained.size()) {
         if (auto t = node->retained[k].lock()) {
           Tensor prev = t->grad ? Tensor(t->grad) : Tensor();

@@ -1,8 +1,13 @@
-// CPU allocator: 64-byte aligned blocks; large blocks are cached by size so that a training
-// step reusing the same shapes does not page-fault fresh memory every time.
+// The allocator registry, the CPU allocator and the meta allocator. CPU: 64-byte aligned
+// blocks; large blocks are cached by size so that a training step reusing the same shapes does
+// not page-fault fresh memory every time. Meta: sizes only, no bytes.
+#include "moxing/core/allocator.h"
+
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -76,17 +81,97 @@ void cpu_free(void* p, size_t n) {
   std::free(p);
 }
 
+// Counters shared by the allocators below; relaxed atomics, read only for statistics.
+struct Counters {
+  std::atomic<size_t> in_use{0};
+  std::atomic<size_t> peak{0};
+  std::atomic<uint64_t> allocations{0};
+
+  void on_allocate(size_t n) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    size_t now = in_use.fetch_add(n, std::memory_order_relaxed) + n;
+    size_t p = peak.load(std::memory_order_relaxed);
+    while (now > p && !peak.compare_exchange_weak(p, now, std::memory_order_relaxed)) {
+    }
+  }
+  void on_free(size_t n) { in_use.fetch_sub(n, std::memory_order_relaxed); }
+  AllocatorStats get() const {
+    return {in_use.load(std::memory_order_relaxed), peak.load(std::memory_order_relaxed),
+            allocations.load(std::memory_order_relaxed)};
+  }
+};
+
+class CpuAllocator final : public Allocator {
+ public:
+  std::shared_ptr<void> allocate(size_t nbytes, Device) override {
+    void* p = cpu_alloc(nbytes);
+    counters_.on_allocate(nbytes);
+    return std::shared_ptr<void>(p, [this, nbytes](void* q) {
+      cpu_free(q, nbytes);
+      counters_.on_free(nbytes);
+    });
+  }
+  AllocatorStats stats() const override { return counters_.get(); }
+
+ private:
+  Counters counters_;
+};
+
+// A meta storage keeps its nbytes (so views and sizes work as on any device) and a null data
+// pointer; only the count of storages is kept.
+class MetaAllocator final : public Allocator {
+ public:
+  std::shared_ptr<void> allocate(size_t, Device) override {
+    counters_.on_allocate(0);
+    return {};
+  }
+  AllocatorStats stats() const override { return counters_.get(); }
+
+ private:
+  Counters counters_;
+};
+
+std::array<Allocator*, kNumDeviceTypes>& registry() {
+  static std::array<Allocator*, kNumDeviceTypes> r{};
+  return r;
+}
+
+// never destroyed: storages may outlive static destructors
+const bool kRegistered [[maybe_unused]] = [] {
+  register_allocator(DeviceType::cpu, new CpuAllocator());
+  register_allocator(DeviceType::meta, new MetaAllocator());
+  return true;
+}();
+
 }  // namespace
 
+void register_allocator(DeviceType type, Allocator* a) {
+  registry()[static_cast<size_t>(type)] = a;
+}
+
+Allocator& allocator_for(DeviceType type) {
+  Allocator* a = registry()[static_cast<size_t>(type)];
+  if (a == nullptr) {
+    fail("device {} is not available in this build (no allocator registered)",
+         device_name(Device{type, 0}));
+  }
+  return *a;
+}
+
+AllocatorStats allocator_stats(DeviceType type) {
+  Allocator* a = registry()[static_cast<size_t>(type)];
+  return a != nullptr ? a->stats() : AllocatorStats{};
+}
+
+size_t allocator_bytes_in_use(DeviceType type) { return allocator_stats(type).bytes_in_use; }
+
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
-  MOXING_CHECK(device.type == DeviceType::cpu, "device {} is not available in this build",
-               device_name(device));
+  Allocator& a = allocator_for(device.type);
   auto s = std::make_shared<Storage>();
   s->nbytes = nbytes;
   s->device = device;
-  void* p = cpu_alloc(nbytes);
-  s->data = p;
-  s->owner = std::shared_ptr<void>(p, [nbytes](void* q) { cpu_free(q, nbytes); });
+  s->owner = a.allocate(nbytes, device);
+  s->data = s->owner.get();
   return s;
 }
 

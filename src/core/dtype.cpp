@@ -1,61 +1,102 @@
-// DType and Device names, sizes, and the f16 conversion.
+// DType and Device names, sizes, and the f16 conversion. The dtype queries are generated
+// from the one dtype table in moxing/core/dtype.h.
 #include "moxing/core/dtype.h"
 
 #include "moxing/core/error.h"
 
 namespace moxing {
 
+// Each query is a switch generated from MOXING_FORALL_DTYPES, so it never falls out of step.
 size_t dtype_size(DType t) {
   switch (t) {
-    case DType::f32:
-      return 4;
-    case DType::f64:
-      return 8;
-    case DType::bf16:
-      return 2;
-    case DType::f16:
-      return 2;
-    case DType::i64:
-      return 8;
-    case DType::i32:
-      return 4;
-    case DType::u8:
-      return 1;
-    case DType::boolean:
-      return 1;
+#define MOXING_DTYPE_SIZE(e, T, name, st, torch, fl) \
+  case DType::e:                                     \
+    return sizeof(T);
+    MOXING_FORALL_DTYPES(MOXING_DTYPE_SIZE)
+#undef MOXING_DTYPE_SIZE
   }
   fail("unknown dtype {}", static_cast<int>(t));
 }
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::f32:
-      return "f32";
-    case DType::f64:
-      return "f64";
-    case DType::bf16:
-      return "bf16";
-    case DType::f16:
-      return "f16";
-    case DType::i64:
-      return "i64";
-    case DType::i32:
-      return "i32";
-    case DType::u8:
-      return "u8";
-    case DType::boolean:
-      return "bool";
+#define MOXING_DTYPE_NAME(e, T, name, st, torch, fl) \
+  case DType::e:                                     \
+    return name;
+    MOXING_FORALL_DTYPES(MOXING_DTYPE_NAME)
+#undef MOXING_DTYPE_NAME
   }
   return "?";
 }
 
+const char* dtype_safetensors_name(DType t) {
+  switch (t) {
+#define MOXING_DTYPE_ST_NAME(e, T, name, st, torch, fl) \
+  case DType::e:                                        \
+    return st;
+    MOXING_FORALL_DTYPES(MOXING_DTYPE_ST_NAME)
+#undef MOXING_DTYPE_ST_NAME
+  }
+  fail("unknown dtype {}", static_cast<int>(t));
+}
+
+const char* dtype_torch_name(DType t) {
+  switch (t) {
+#define MOXING_DTYPE_TORCH_NAME(e, T, name, st, torch, fl) \
+  case DType::e:                                           \
+    return torch;
+    MOXING_FORALL_DTYPES(MOXING_DTYPE_TORCH_NAME)
+#undef MOXING_DTYPE_TORCH_NAME
+  }
+  fail("unknown dtype {}", static_cast<int>(t));
+}
+
 bool is_floating(DType t) {
-  return t == DType::f32 || t == DType::f64 || t == DType::bf16 || t == DType::f16;
+  switch (t) {
+#define MOXING_DTYPE_FLOATING(e, T, name, st, torch, fl) \
+  case DType::e:                                         \
+    return fl;
+    MOXING_FORALL_DTYPES(MOXING_DTYPE_FLOATING)
+#undef MOXING_DTYPE_FLOATING
+  }
+  return false;
+}
+
+std::optional<DType> dtype_from_name(const std::string& name) {
+  for (DType t : kAllDTypes) {
+    if (name == dtype_name(t)) return t;
+  }
+  return std::nullopt;
+}
+
+std::optional<DType> dtype_from_safetensors_name(const std::string& name) {
+  for (DType t : kAllDTypes) {
+    if (name == dtype_safetensors_name(t)) return t;
+  }
+  return std::nullopt;
 }
 
 std::string device_name(Device d) {
-  if (d.type == DeviceType::cpu) return "cpu";
-  return fmt::format("cuda:{}", d.index);
+  switch (d.type) {
+    case DeviceType::cpu:
+      return "cpu";
+    case DeviceType::meta:
+      return "meta";
+    case DeviceType::cuda:
+      return fmt::format("cuda:{}", d.index);
+  }
+  return "?";
+}
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return kCPU;
+  if (name == "meta") return kMeta;
+  if (name == "cuda") return Device{DeviceType::cuda, 0};
+  if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() <= 9 &&
+      name.find_first_not_of("0123456789", 5) == std::string::npos) {
+    return Device{DeviceType::cuda, std::stoi(name.substr(5))};
+  }
+  fail("unknown device '{}' (valid: cpu, meta, cuda, cuda:N)", name);
 }
 
 Half to_f16(float f) {

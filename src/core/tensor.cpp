@@ -13,6 +13,15 @@
 
 namespace moxing {
 
+namespace {
+thread_local Device t_default_device = kCPU;
+}  // namespace
+
+Device default_device() { return t_default_device; }
+
+DeviceGuard::DeviceGuard(Device d) : previous_(t_default_device) { t_default_device = d; }
+DeviceGuard::~DeviceGuard() { t_default_device = previous_; }
+
 Shape contiguous_strides(const Shape& shape) {
   Shape s(shape.size());
   int64_t acc = 1;
@@ -62,8 +71,43 @@ bool Tensor::shares_storage(const Tensor& other) const {
   return defined() && other.defined() && impl_->storage == other.impl_->storage;
 }
 
+void check_has_values(const char* op, const Tensor& t) {
+  if (t.is_meta()) {
+    fail(
+        "{}: a meta tensor has shapes only, no values (shape {}, dtype {}); materialize it first "
+        "(load weights or create it on cpu)",
+        op, shape_str(t.shape()), dtype_name(t.dtype()));
+  }
+}
+
+namespace {
+template <class Range>
+void check_same_device_in(const char* op, const Range& tensors) {
+  const Tensor* first = nullptr;
+  for (const Tensor& t : tensors) {
+    if (!t.defined()) continue;
+    if (first == nullptr) {
+      first = &t;
+    } else if (t.device() != first->device()) {
+      fail("{}: tensors on different devices ({} and {}); move one with .to(device)", op,
+           device_name(first->device()), device_name(t.device()));
+    }
+  }
+}
+}  // namespace
+
+void check_same_device(const char* op, std::initializer_list<Tensor> tensors) {
+  check_same_device_in(op, tensors);
+}
+void check_same_device(const char* op, const std::vector<Tensor>& tensors) {
+  check_same_device_in(op, tensors);
+}
+
+void Tensor::check_has_values(const char* op) const { moxing::check_has_values(op, *this); }
+
 void* Tensor::raw_data() const {
   auto* i = checked();
+  check_has_values("data");
   return static_cast<char*>(i->storage->data) +
          i->offset * static_cast<int64_t>(dtype_size(i->dtype));
 }
@@ -95,6 +139,7 @@ void for_each_offset(const Shape& shape, const Shape& strides, int64_t base, F f
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
+  check_has_values("to_vector");
   std::vector<T> out;
   out.reserve(static_cast<size_t>(numel()));
   auto* i = checked();
@@ -109,6 +154,7 @@ std::vector<T> Tensor::to_vector() const {
 
 template <class T>
 T Tensor::item() const {
+  check_has_values("item");
   MOXING_CHECK(numel() == 1, "item(): tensor of shape {} has {} elements, not 1",
                shape_str(shape()), numel());
   return to_vector<T>()[0];
@@ -185,7 +231,7 @@ Tensor Tensor::detach() const {
 
 // ---- creation
 
-static Tensor make_tensor(const Shape& shape, DType dtype) {
+static Tensor make_tensor(const Shape& shape, const TensorOptions& options) {
   for (int64_t d : shape) {
     MOXING_CHECK(d >= 0, "cannot create a tensor with negative dimension in shape {}",
                  shape_str(shape));
@@ -193,17 +239,19 @@ static Tensor make_tensor(const Shape& shape, DType dtype) {
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
-  impl->dtype = dtype;
-  impl->storage =
-      Storage::allocate(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), kCPU);
+  impl->dtype = options.dtype();
+  impl->storage = Storage::allocate(
+      static_cast<size_t>(shape_numel(shape)) * dtype_size(options.dtype()), options.device());
   return Tensor(impl);
 }
 
-Tensor empty(const Shape& shape, DType dtype) { return make_tensor(shape, dtype); }
+// Host-side fills below write through raw_data(); a meta tensor has nothing to fill.
+Tensor empty(const Shape& shape, TensorOptions options) { return make_tensor(shape, options); }
 
-Tensor full(const Shape& shape, double value, DType dtype) {
-  Tensor t = make_tensor(shape, dtype);
-  visit_dtype(dtype, [&](auto tag) {
+Tensor full(const Shape& shape, double value, TensorOptions options) {
+  Tensor t = make_tensor(shape, options);
+  if (t.is_meta()) return t;
+  visit_dtype(options.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T v = cast_value<T>(value);
     T* p = static_cast<T*>(t.raw_data());
@@ -214,38 +262,42 @@ Tensor full(const Shape& shape, double value, DType dtype) {
   return t;
 }
 
-Tensor zeros(const Shape& shape, DType dtype) {
-  Tensor t = make_tensor(shape, dtype);
-  std::memset(t.raw_data(), 0, static_cast<size_t>(t.numel()) * dtype_size(dtype));
+Tensor zeros(const Shape& shape, TensorOptions options) {
+  Tensor t = make_tensor(shape, options);
+  if (t.is_meta()) return t;
+  std::memset(t.raw_data(), 0, static_cast<size_t>(t.numel()) * dtype_size(options.dtype()));
   return t;
 }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.dtype()); }
-Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype()); }
-Tensor scalar_tensor(double value, DType dtype) { return full({}, value, dtype); }
+Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.shape(), t.options()); }
+Tensor ones_like(const Tensor& t) { return ones(t.shape(), t.options()); }
+Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.options()); }
+Tensor full_like(const Tensor& t, double value) { return full(t.shape(), value, t.options()); }
+Tensor scalar_tensor(double value, TensorOptions options) { return full({}, value, options); }
 
-Tensor arange(double start, double end, double step, DType dtype) {
+Tensor arange(double start, double end, double step, TensorOptions options) {
   MOXING_CHECK(step != 0.0, "arange: step must be non-zero");
   MOXING_CHECK((end - start) / step >= 0 || start == end,
                "arange: start {} cannot reach end {} with step {}", start, end, step);
   auto n = static_cast<int64_t>(std::ceil((end - start) / step));
-  Tensor t = make_tensor({std::max<int64_t>(n, 0)}, dtype);
-  visit_dtype(dtype, [&](auto tag) {
+  Tensor t = make_tensor({std::max<int64_t>(n, 0)}, options);
+  if (t.is_meta()) return t;
+  visit_dtype(options.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* p = static_cast<T*>(t.raw_data());
     for (int64_t k = 0; k < n; ++k) p[k] = cast_value<T>(start + static_cast<double>(k) * step);
   });
   return t;
 }
-Tensor arange(int64_t end, DType dtype) {
-  return arange(0.0, static_cast<double>(end), 1.0, dtype);
+Tensor arange(int64_t end, TensorOptions options) {
+  return arange(0.0, static_cast<double>(end), 1.0, options);
 }
 
-Tensor linspace(double start, double end, int64_t steps, DType dtype) {
+Tensor linspace(double start, double end, int64_t steps, TensorOptions options) {
   MOXING_CHECK(steps >= 0, "linspace: steps must be >= 0, got {}", steps);
-  Tensor t = make_tensor({steps}, dtype);
-  visit_dtype(dtype, [&](auto tag) {
+  Tensor t = make_tensor({steps}, options);
+  if (t.is_meta()) return t;
+  visit_dtype(options.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* p = static_cast<T*>(t.raw_data());
     double h = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
@@ -260,10 +312,11 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
   return t;
 }
 
-Tensor eye(int64_t n, int64_t m, DType dtype) {
+Tensor eye(int64_t n, int64_t m, TensorOptions options) {
   if (m < 0) m = n;
-  Tensor t = zeros({n, m}, dtype);
-  visit_dtype(dtype, [&](auto tag) {
+  Tensor t = zeros({n, m}, options);
+  if (t.is_meta()) return t;
+  visit_dtype(options.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* p = static_cast<T*>(t.raw_data());
     for (int64_t k = 0; k < std::min(n, m); ++k) p[k * m + k] = cast_value<T>(1.0);
@@ -277,7 +330,7 @@ Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
   MOXING_CHECK(shape_numel(s) == static_cast<int64_t>(values.size()),
                "from_vector: {} values do not fill shape {} ({} elements)", values.size(),
                shape_str(s), shape_numel(s));
-  Tensor t = make_tensor(s, dtype_of<T>::value);
+  Tensor t = make_tensor(s, TensorOptions(dtype_of<T>::value).device(kCPU));
   T* p = static_cast<T*>(t.raw_data());
   for (size_t k = 0; k < values.size(); ++k) p[k] = values[k];
   return t;
@@ -294,7 +347,7 @@ Tensor tensor(std::initializer_list<float> values, const Shape& shape) {
 }
 
 Tensor from_blob_copy(const void* data, const Shape& shape, DType dtype) {
-  Tensor t = make_tensor(shape, dtype);
+  Tensor t = make_tensor(shape, TensorOptions(dtype).device(kCPU));
   std::memcpy(t.raw_data(), data, static_cast<size_t>(t.numel()) * dtype_size(dtype));
   return t;
 }
@@ -366,6 +419,12 @@ void print_rec(std::ostream& os, const PrintValues& vals, const Shape& shape, si
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t) {
   if (!t.defined()) return os << "tensor(undefined)";
+  if (t.is_meta()) {
+    os << "tensor(..., shape=" << shape_str(t.shape()) << ", dtype=" << dtype_name(t.dtype())
+       << ", device=meta";
+    if (t.requires_grad()) os << ", requires_grad=true";
+    return os << ")";
+  }
   PrintValues vals;
   vals.dtype = t.dtype();
   if (is_floating(t.dtype())) {

@@ -34,21 +34,6 @@ using json = nlohmann::json;
 // Like the reference implementation: a header over 100 MB is corrupt, not a big model.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
-struct DTypeName {
-  DType dtype;
-  const char* name;
-};
-constexpr std::array<DTypeName, kNumDTypes> kDTypeNames{{
-    {DType::f32, "F32"},
-    {DType::f64, "F64"},
-    {DType::bf16, "BF16"},
-    {DType::f16, "F16"},
-    {DType::i64, "I64"},
-    {DType::i32, "I32"},
-    {DType::u8, "U8"},
-    {DType::boolean, "BOOL"},
-}};
-
 // One header entry, validated.
 struct Entry {
   std::string name;
@@ -156,10 +141,10 @@ Entry parse_entry(const std::string& name, const json& v, const std::string& fil
   const std::string& dtype_name = dtype_it->get_ref<const std::string&>();
   std::optional<DType> dtype = dtype_from_safetensors_name(dtype_name);
   if (!dtype) {
-    fail(
-        "{}: tensor '{}': unknown dtype '{}' (moxing reads F32, F64, BF16, F16, I64, I32, U8, "
-        "BOOL)",
-        file, name, dtype_name);
+    std::vector<std::string> known;
+    for (DType t : kAllDTypes) known.emplace_back(dtype_safetensors_name(t));
+    fail("{}: tensor '{}': unknown dtype '{}' (moxing reads {})", file, name, dtype_name,
+         fmt::join(known, ", "));
   }
   e.dtype = *dtype;
 
@@ -303,7 +288,7 @@ SafetensorsFile parse_bytes(uint8_t* bytes, size_t size, const std::string& file
     }
     Tensor t;
     if (n == 0) {
-      t = empty(e.shape, e.dtype);
+      t = empty(e.shape, TensorOptions(e.dtype).device(kCPU));
     } else if (reinterpret_cast<uintptr_t>(p) % dtype_size(e.dtype) == 0) {
       t = from_blob(p, e.shape, e.dtype, owner);
     } else {
@@ -366,19 +351,7 @@ size_t nbytes_of(const Tensor& t) { return static_cast<size_t>(t.numel()) * dtyp
 
 }  // namespace
 
-const char* safetensors_dtype_name(DType dtype) {
-  for (const DTypeName& d : kDTypeNames) {
-    if (d.dtype == dtype) return d.name;
-  }
-  fail("safetensors: dtype {} has no safetensors name", dtype_name(dtype));
-}
-
-std::optional<DType> dtype_from_safetensors_name(const std::string& name) {
-  for (const DTypeName& d : kDTypeNames) {
-    if (name == d.name) return d.dtype;
-  }
-  return std::nullopt;
-}
+const char* safetensors_dtype_name(DType dtype) { return dtype_safetensors_name(dtype); }
 
 Tensor SafetensorsFile::get(const std::string& name) const {
   for (const auto& [n, t] : tensors) {

@@ -1,6 +1,8 @@
 // Kernel tables keyed by (device, dtype): PyTorch's DispatchStub idea without a central switch.
 // An op family declares a table per kernel in src/kernels/<family>.h with
 // MOXING_DECLARE_KERNEL; each device's kernel file fills it with MOXING_REGISTER_KERNEL.
+// The meta device needs no registration: every table answers it with a kernel that does
+// nothing, so an op on meta tensors checks its arguments and makes its outputs' shapes only.
 #pragma once
 
 #include <array>
@@ -10,13 +12,32 @@
 
 namespace moxing::kernels {
 
+/// The meta kernel of a function type: outputs already have their shapes, so nothing to do.
+template <class Fn>
+struct MetaKernel {
+  static constexpr bool kReturnsValue = true;
+};
+template <class... Args>
+struct MetaKernel<void(Args...)> {
+  static constexpr bool kReturnsValue = false;
+  static void run(Args...) {}
+};
+
 template <class Fn>
 class KernelTable {
  public:
   explicit KernelTable(const char* name) : name_(name) {}
   void set(DeviceType device, DType dtype, Fn* fn) { table_[index(device, dtype)] = fn; }
-  /// The kernel for (device, dtype), or an error naming the op, device and dtype.
+  /// The kernel for (device, dtype), or an error naming the op, device and dtype. On meta: a
+  /// kernel that does nothing; a kernel that returns a value (it reads the data) is an error.
   Fn* get(Device device, DType dtype) const {
+    if (device.type == DeviceType::meta) {
+      if constexpr (MetaKernel<Fn>::kReturnsValue) {
+        fail("{}: a meta tensor has shapes only, no values to compute {} from", name_, name_);
+      } else {
+        return &MetaKernel<Fn>::run;
+      }
+    }
     Fn* fn = table_[index(device.type, dtype)];
     if (fn == nullptr) {
       fail("{}: no kernel for device {} and dtype {}", name_, device_name(device),

@@ -1,4 +1,5 @@
-// torch.nn.init equivalents: fan and gain arithmetic, then one draw copied in place.
+// torch.nn.init equivalents: fan and gain arithmetic, then one draw copied in place. On a meta
+// tensor each is a no-op that draws nothing, so a model built on meta costs no time or memory.
 #include "moxing/nn/init.h"
 
 #include <cmath>
@@ -61,16 +62,19 @@ std::pair<int64_t, int64_t> calculate_fan_in_and_fan_out(const Tensor& t) {
 
 Tensor uniform_(Tensor t, double a, double b, Generator* gen) {
   check_floating(t, "uniform_");
-  return assign(t, uniform(t.shape(), a, b, DType::f64, gen));
+  if (t.is_meta()) return t;
+  return assign(t, uniform(t.shape(), a, b, TensorOptions(DType::f64).device(kCPU), gen));
 }
 
 Tensor normal_(Tensor t, double mean, double std, Generator* gen) {
   check_floating(t, "normal_");
-  return assign(t, normal(t.shape(), mean, std, DType::f64, gen));
+  if (t.is_meta()) return t;
+  return assign(t, normal(t.shape(), mean, std, TensorOptions(DType::f64).device(kCPU), gen));
 }
 
 Tensor constant_(Tensor t, double value) {
   MOXING_CHECK(t.defined(), "constant_: the tensor is undefined");
+  if (t.is_meta()) return t;
   NoGradGuard guard;
   t.fill_(value);
   return t;
@@ -111,6 +115,7 @@ Tensor trunc_normal_(Tensor t, double mean, double std, double a, double b, Gene
   check_floating(t, "trunc_normal_");
   MOXING_CHECK(a < b && std > 0.0, "trunc_normal_: need a < b and std > 0, got a={} b={} std={}", a,
                b, std);
+  if (t.is_meta()) return t;
   // redrawing the values outside [a, b] samples the truncated distribution exactly; the
   // interval must keep a reasonable mass for this to end quickly, as torch's warning asks
   int64_t n = t.numel();
@@ -120,8 +125,9 @@ Tensor trunc_normal_(Tensor t, double mean, double std, double a, double b, Gene
   for (int round = 0; !todo.empty(); ++round) {
     MOXING_CHECK(round < 1000, "trunc_normal_: [{}, {}] holds too little of N({}, {}^2)", a, b,
                  mean, std);
-    std::vector<double> draw =
-        normal({static_cast<int64_t>(todo.size())}, mean, std, DType::f64, gen).to_vector<double>();
+    std::vector<double> draw = normal({static_cast<int64_t>(todo.size())}, mean, std,
+                                      TensorOptions(DType::f64).device(kCPU), gen)
+                                   .to_vector<double>();
     std::vector<size_t> again;
     for (size_t k = 0; k < todo.size(); ++k) {
       if (draw[k] >= a && draw[k] <= b) {

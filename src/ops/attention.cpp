@@ -32,6 +32,7 @@ void check_arguments(const Tensor& q, const Tensor& k, const Tensor& v, const Te
                      double dropout_p, bool is_causal) {
   const char* op = kOp;
   MOXING_CHECK(q.defined() && k.defined() && v.defined(), "{}: undefined q, k or v", op);
+  check_same_device(op, {q, k, v, attn_mask});
   MOXING_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2,
                "{}: q, k, v need at least 2 dims (..., T, HS), got {}, {}, {}", op,
                shape_str(q.shape()), shape_str(k.shape()), shape_str(v.shape()));
@@ -87,7 +88,7 @@ Tensor additive_mask(const Tensor& attn_mask, const Shape& shape, DType dtype) {
   NoGradGuard no_grad;
   Tensor m = attn_mask.detach();
   if (m.dtype() == DType::boolean) {
-    m = masked_fill(zeros(m.shape(), dtype), logical_not(m),
+    m = masked_fill(zeros(m.shape(), m.options().dtype(dtype)), logical_not(m),
                     -std::numeric_limits<double>::infinity());
   }
   return m.expand(shape);
@@ -95,9 +96,11 @@ Tensor additive_mask(const Tensor& attn_mask, const Shape& shape, DType dtype) {
 
 // keep / (1 - p) with keep = (u >= p), u uniform: the same draws and values as dropout()
 // makes for the attention weights, so the fused and composite paths agree for one seed
-Tensor dropout_multipliers(const Shape& shape, DType dtype, double p, Generator* gen) {
+Tensor dropout_multipliers(const Shape& shape, DType dtype, Device device, double p,
+                           Generator* gen) {
   NoGradGuard no_grad;
-  return mul(ge(rand(shape, dtype, gen), p).to(dtype), 1.0 / (1.0 - p));
+  return mul(ge(rand(shape, TensorOptions(dtype).device(device), gen), p).to(dtype),
+             1.0 / (1.0 - p));
 }
 
 Tensor layout_ok_or_copy(const Tensor& t) {
@@ -110,8 +113,8 @@ Tensor layout_ok_or_copy(const Tensor& t) {
 // the projection, need no copy. As torch's CPU flash attention lays out its output.
 Tensor empty_heads_like(const Tensor& like, int64_t C) {
   const int64_t B = like.size(0), NH = like.size(1), R = like.size(2);
-  if (like.stride(2) > like.stride(1)) return empty({B, R, NH, C}, like.dtype()).transpose(1, 2);
-  return empty({B, NH, R, C}, like.dtype());
+  if (like.stride(2) > like.stride(1)) return empty({B, R, NH, C}, like.options()).transpose(1, 2);
+  return empty({B, NH, R, C}, like.options());
 }
 
 // q (B,NH,T,HS), k (B,NH,S,HS), v (B,NH,S,HSv), attn_mask broadcasting to (B,NH,T,S) or
@@ -128,11 +131,12 @@ Tensor sdpa_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
   Tensor qd = layout_ok_or_copy(q.detach()), kd = layout_ok_or_copy(k.detach());
   Tensor vd = layout_ok_or_copy(v.detach());
   Tensor mask = attn_mask.defined() ? additive_mask(attn_mask, {B, NH, T, S}, q.dtype()) : Tensor();
-  Tensor drop =
-      dropout_p > 0.0 ? dropout_multipliers({B, NH, T, S}, q.dtype(), dropout_p, gen) : Tensor();
+  Tensor drop = dropout_p > 0.0
+                    ? dropout_multipliers({B, NH, T, S}, q.dtype(), q.device(), dropout_p, gen)
+                    : Tensor();
   Tensor out = empty_heads_like(q, v.size(3));
   const bool grad = autograd::any_requires_grad({q, k, v});
-  Tensor att = grad ? empty({B, NH, T, S}, q.dtype()) : Tensor();
+  Tensor att = grad ? empty({B, NH, T, S}, q.options()) : Tensor();
   kernels::attention_forward().get(q.device(), q.dtype())(qd, kd, vd, mask, drop, causal, scale,
                                                           out, att);
   if (grad) {
@@ -166,8 +170,8 @@ Tensor scaled_dot_product_attention_math(const Tensor& q, const Tensor& k, const
   Tensor scores = mul(matmul(q, k.transpose(-2, -1)), s);  // (B,NH,T,S)
   constexpr double kNegInf = -std::numeric_limits<double>::infinity();
   if (is_causal) {
-    Tensor t = arange(T).reshape({T, 1});
-    Tensor j = arange(S).reshape({1, S});
+    Tensor t = arange(T, q.options().dtype(DType::i64)).reshape({T, 1});
+    Tensor j = arange(S, q.options().dtype(DType::i64)).reshape({1, S});
     scores = masked_fill(scores, gt(j, t), kNegInf);
   } else if (attn_mask.defined()) {
     Shape b = broadcast_shapes(scores.shape(), attn_mask.shape(), op);

@@ -44,6 +44,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   MOXING_CHECK(x.dim() >= 2,
                "batch_norm: input of shape {} has no channel dim (expected (B,C,...))",
                shape_str(x.shape()));
+  check_same_device("batch_norm", {x, running_mean, running_var, weight, bias});
   check_channel_param(weight, x, "weight");
   check_channel_param(bias, x, "bias");
   check_channel_param(running_mean, x, "running_mean");
@@ -62,10 +63,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   Tensor xc = contiguous(x.detach());
   Tensor wc = weight.defined() ? contiguous(weight.detach()) : Tensor();
   Tensor bc = bias.defined() ? contiguous(bias.detach()) : Tensor();
-  Tensor out = empty(x.shape(), x.dtype());
-  Tensor mean = training ? empty({C}, x.dtype()) : clone(running_mean.detach());
-  Tensor var = training ? empty({C}, x.dtype()) : clone(running_var.detach());
-  Tensor rstd = empty({C}, x.dtype());
+  Tensor out = empty(x.shape(), x.options());
+  Tensor mean = training ? empty({C}, x.options()) : clone(running_mean.detach());
+  Tensor var = training ? empty({C}, x.options()) : clone(running_var.detach());
+  Tensor rstd = empty({C}, x.options());
   kernels::batch_norm_forward().get(x.device(), x.dtype())(xc, wc, bc, training, B, C, L, eps, out,
                                                            mean, var, rstd);
   if (training && running_mean.defined()) {
@@ -84,9 +85,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                      [sx, sw, sm, sr, need_x, need_w, need_b, training, x_shape, B, C,
                       L](const std::vector<Tensor>& g) {
                        Tensor gc = contiguous(g[0]);
-                       Tensor dx = need_x ? empty(x_shape, gc.dtype()) : Tensor();
-                       Tensor dw = need_w ? empty({C}, gc.dtype()) : Tensor();
-                       Tensor db = need_b ? empty({C}, gc.dtype()) : Tensor();
+                       Tensor dx = need_x ? empty(x_shape, gc.options()) : Tensor();
+                       Tensor dw = need_w ? empty({C}, gc.options()) : Tensor();
+                       Tensor db = need_b ? empty({C}, gc.options()) : Tensor();
                        kernels::batch_norm_backward().get(gc.device(), gc.dtype())(
                            gc, sx.get(), sm.get(), sr.get(), sw.get(), training, B, C, L, dx, dw,
                            db);

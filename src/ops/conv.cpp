@@ -48,6 +48,7 @@ void check_param(Size2 v, int64_t min, const char* op, const char* name) {
 void check_conv_args(const char* op, const Tensor& x, const Tensor& w, const Tensor& b,
                      Size2 stride, Size2 padding, Size2 dilation, int64_t groups) {
   MOXING_CHECK(w.defined(), "{}: undefined weight", op);
+  check_same_device(op, {x, w, b});
   MOXING_CHECK(x.dtype() == w.dtype() && (!b.defined() || b.dtype() == x.dtype()),
                "{}: input, weight and bias dtypes differ ({}, {}, {})", op, dtype_name(x.dtype()),
                dtype_name(w.dtype()), b.defined() ? dtype_name(b.dtype()) : "none");
@@ -67,7 +68,7 @@ ConvParams conv_params(Size2 stride, Size2 padding, Size2 dilation, int64_t grou
 // The kernels on contiguous operands, outside autograd.
 Tensor conv_forward_raw(const Tensor& x, const Tensor& w, const Tensor& b, const ConvParams& p,
                         const Shape& out_shape) {
-  Tensor out = empty(out_shape, x.dtype());
+  Tensor out = empty(out_shape, x.options());
   Tensor bc = b.defined() ? contiguous(b.detach()) : Tensor();
   kernels::conv2d_forward().get(x.device(), x.dtype())(contiguous(x.detach()),
                                                        contiguous(w.detach()), bc, p, out);
@@ -76,7 +77,7 @@ Tensor conv_forward_raw(const Tensor& x, const Tensor& w, const Tensor& b, const
 
 Tensor conv_input_grad_raw(const Tensor& gout, const Tensor& w, const ConvParams& p,
                            const Shape& in_shape) {
-  Tensor gx = empty(in_shape, gout.dtype());
+  Tensor gx = empty(in_shape, gout.options());
   kernels::conv2d_backward_input().get(gout.device(), gout.dtype())(contiguous(gout.detach()),
                                                                     contiguous(w.detach()), p, gx);
   return gx;
@@ -84,7 +85,7 @@ Tensor conv_input_grad_raw(const Tensor& gout, const Tensor& w, const ConvParams
 
 Tensor conv_weight_grad_raw(const Tensor& gout, const Tensor& x, const ConvParams& p,
                             const Shape& w_shape) {
-  Tensor gw = empty(w_shape, gout.dtype());
+  Tensor gw = empty(w_shape, gout.options());
   kernels::conv2d_backward_weight().get(gout.device(), gout.dtype())(contiguous(gout.detach()),
                                                                      contiguous(x.detach()), p, gw);
   return gw;
@@ -250,11 +251,11 @@ Shape pooled_shape(const Tensor& x, const PoolWindows& win) {
 
 // Average over each window of x (B,C,H,W); the backward spreads each gradient over its window.
 Tensor avg_pool_windows(const char* op, const Tensor& x, const PoolWindows& win) {
-  Tensor out = empty(pooled_shape(x, win), x.dtype());
+  Tensor out = empty(pooled_shape(x, win), x.options());
   kernels::avg_pool2d_forward().get(x.device(), x.dtype())(contiguous(x.detach()), win, out);
   Shape x_shape = x.shape();
   autograd::record(op, {out}, {x}, [win, x_shape](const std::vector<Tensor>& g) {
-    Tensor gx = empty(x_shape, g[0].dtype());
+    Tensor gx = empty(x_shape, g[0].options());
     kernels::avg_pool2d_backward().get(g[0].device(), g[0].dtype())(contiguous(g[0]), win, gx);
     return std::vector<Tensor>{gx};
   });
@@ -267,13 +268,13 @@ Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding) {
   const char* op = "max_pool2d";
   return with_batch_dim(x, op, [&](const Tensor& xb) {
     PoolWindows win = pool_windows(op, xb, x.shape(), kernel, stride, padding);
-    Tensor out = empty(pooled_shape(xb, win), xb.dtype());
-    Tensor indices = empty(out.shape(), DType::i64);
+    Tensor out = empty(pooled_shape(xb, win), xb.options());
+    Tensor indices = empty(out.shape(), out.options().dtype(DType::i64));
     kernels::max_pool2d_forward().get(xb.device(), xb.dtype())(contiguous(xb.detach()), win, out,
                                                                indices);
     Shape x_shape = xb.shape();
     autograd::record(op, {out}, {xb}, [indices, x_shape](const std::vector<Tensor>& g) {
-      Tensor gx = empty(x_shape, g[0].dtype());
+      Tensor gx = empty(x_shape, g[0].options());
       kernels::max_pool2d_backward().get(g[0].device(), g[0].dtype())(contiguous(g[0]), indices,
                                                                       gx);
       return std::vector<Tensor>{gx};

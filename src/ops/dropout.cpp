@@ -14,7 +14,7 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
                dtype_name(x.dtype()));
   if (!training || p == 0.0) return x;
   if (p == 1.0) return mul(x, 0.0);
-  Tensor keep = ge(rand(x.shape(), x.dtype(), gen), p);
+  Tensor keep = ge(rand(x.shape(), x.options(), gen), p);
   return mul(x, mul(keep.to(x.dtype()), 1.0 / (1.0 - p)));
 }
 

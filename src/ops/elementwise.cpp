@@ -72,22 +72,23 @@ template <class Table>
 Tensor run_binary(Table& table, const char* op, const Tensor& a, const Tensor& b, DType out_dtype,
                   double p0 = 0.0) {
   MOXING_CHECK(a.defined() && b.defined(), "{}: undefined tensor argument", op);
+  check_same_device(op, {a, b});
   MOXING_CHECK(a.dtype() == b.dtype(), "{}: dtypes {} and {} differ; convert one with .to()", op,
                dtype_name(a.dtype()), dtype_name(b.dtype()));
   Shape shape = broadcast_shapes(a.shape(), b.shape(), op);
-  Tensor out = empty(shape, out_dtype);
+  Tensor out = empty(shape, a.options().dtype(out_dtype));
   table.get(a.device(), a.dtype())(a.expand(shape), b.expand(shape), out, p0);
   return out;
 }
 
 template <class Table>
 Tensor run_unary(Table& table, const Tensor& x, double p0 = 0.0, double p1 = 0.0) {
-  Tensor out = empty(x.shape(), x.dtype());
+  Tensor out = empty(x.shape(), x.options());
   table.get(x.device(), x.dtype())(x, out, p0, p1);
   return out;
 }
 
-Tensor scalar_like(double v, const Tensor& t) { return scalar_tensor(v, t.dtype()); }
+Tensor scalar_like(double v, const Tensor& t) { return scalar_tensor(v, t.options()); }
 
 }  // namespace
 
@@ -221,20 +222,21 @@ Tensor logical_not(const Tensor& a) {
 // ---- where / masked_fill
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_same_device("where", {cond, a, b});
   MOXING_CHECK(cond.dtype() == DType::boolean, "where: condition must be bool, got {}",
                dtype_name(cond.dtype()));
   MOXING_CHECK(a.dtype() == b.dtype(), "where: dtypes {} and {} differ", dtype_name(a.dtype()),
                dtype_name(b.dtype()));
   Shape shape =
       broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
-  Tensor out = empty(shape, a.dtype());
+  Tensor out = empty(shape, a.options());
   kernels::where_forward().get(a.device(), a.dtype())(cond.expand(shape), a.expand(shape),
                                                       b.expand(shape), out);
   if (autograd::any_requires_grad({a, b})) {
     SavedTensor sc(cond, "where");
     autograd::record("where", {out}, {a, b}, [sc](const std::vector<Tensor>& g) {
       Tensor c = sc.get();
-      Tensor z = zeros({}, g[0].dtype());
+      Tensor z = zeros({}, g[0].options());
       return std::vector<Tensor>{where(c, g[0], z), where(c, z, g[0])};
     });
   }
@@ -247,7 +249,7 @@ Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
   Shape shape = broadcast_shapes(x.shape(), mask.shape(), "masked_fill");
   MOXING_CHECK(shape == x.shape(), "masked_fill: mask of shape {} does not broadcast to {}",
                shape_str(mask.shape()), shape_str(x.shape()));
-  return where(mask, scalar_tensor(value, x.dtype()), x);
+  return where(mask, scalar_tensor(value, x.options()), x);
 }
 
 // ---- unary
@@ -379,7 +381,7 @@ Tensor tanh(const Tensor& x) {
     SavedTensor so(out, "tanh");
     autograd::record("tanh", {out}, {x}, [so](const std::vector<Tensor>& g) {
       Tensor y = so.get();
-      return std::vector<Tensor>{mul(g[0], sub(scalar_tensor(1.0, y.dtype()), mul(y, y)))};
+      return std::vector<Tensor>{mul(g[0], sub(scalar_tensor(1.0, y.options()), mul(y, y)))};
     });
   }
   return out;
@@ -392,7 +394,7 @@ Tensor sigmoid(const Tensor& x) {
     SavedTensor so(out, "sigmoid");
     autograd::record("sigmoid", {out}, {x}, [so](const std::vector<Tensor>& g) {
       Tensor y = so.get();
-      return std::vector<Tensor>{mul(g[0], mul(y, sub(scalar_tensor(1.0, y.dtype()), y)))};
+      return std::vector<Tensor>{mul(g[0], mul(y, sub(scalar_tensor(1.0, y.options()), y)))};
     });
   }
   return out;
@@ -416,7 +418,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
     SavedTensor sx(x, "leaky_relu");
     autograd::record("leaky_relu", {out}, {x}, [sx, negative_slope](const std::vector<Tensor>& g) {
       Tensor xv = sx.get();
-      Tensor r = empty(xv.shape(), xv.dtype());
+      Tensor r = empty(xv.shape(), xv.options());
       kernels::leaky_relu_backward().get(xv.device(), xv.dtype())(g[0], xv, r, negative_slope);
       return std::vector<Tensor>{r};
     });
@@ -433,7 +435,7 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
     SavedTensor sx(x, "gelu");
     autograd::record("gelu", {out}, {x}, [sx, tanh_form](const std::vector<Tensor>& g) {
       Tensor xv = sx.get();
-      Tensor r = empty(xv.shape(), xv.dtype());
+      Tensor r = empty(xv.shape(), xv.options());
       kernels::gelu_backward().get(xv.device(), xv.dtype())(g[0], xv, r, tanh_form);
       return std::vector<Tensor>{r};
     });
@@ -448,7 +450,7 @@ Tensor silu(const Tensor& x) {
     SavedTensor sx(x, "silu");
     autograd::record("silu", {out}, {x}, [sx](const std::vector<Tensor>& g) {
       Tensor xv = sx.get();
-      Tensor r = empty(xv.shape(), xv.dtype());
+      Tensor r = empty(xv.shape(), xv.options());
       kernels::silu_backward().get(xv.device(), xv.dtype())(g[0], xv, r, 0.0);
       return std::vector<Tensor>{r};
     });
@@ -538,8 +540,8 @@ namespace {
 template <class Table>
 bool binary_into_self(Tensor& self, Table& table, const Tensor& other, double p0) {
   if (!self.defined() || !other.defined() || self.dtype() != other.dtype() ||
-      !self.is_contiguous() || autograd::any_requires_grad({self, other}) ||
-      self.impl()->storage == other.impl()->storage) {
+      self.device() != other.device() || !self.is_contiguous() ||
+      autograd::any_requires_grad({self, other}) || self.impl()->storage == other.impl()->storage) {
     return false;
   }
   if (broadcast_shapes(self.shape(), other.shape(), "in-place op") != self.shape()) return false;
@@ -576,7 +578,7 @@ Tensor& Tensor::div_(const Tensor& other) {
 }
 Tensor& Tensor::fill_(double value) {
   return apply_inplace(*this, "fill_", {}, [&](const Tensor& s) {
-    return expand_as_copy(scalar_tensor(value, s.dtype()), s.shape());
+    return expand_as_copy(scalar_tensor(value, s.options()), s.shape());
   });
 }
 Tensor& Tensor::zero_() { return fill_(0.0); }

@@ -15,6 +15,9 @@ MOXING_DEFINE_KERNEL(embedding_backward, EmbeddingBackwardFn)
 // weight (V,C), indices (...) -> out (..., C); out[..., :] = weight[indices[...], :]
 Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx) {
   MOXING_CHECK(weight.defined() && indices.defined(), "embedding: undefined tensor argument");
+  check_same_device("embedding", {weight, indices});
+  // the kernel checks every index against V, which needs the values
+  check_has_values("embedding", indices);
   MOXING_CHECK(weight.dim() == 2 && is_floating(weight.dtype()),
                "embedding: weight must be a floating-point (V, C) table, got {} of shape {}",
                dtype_name(weight.dtype()), shape_str(weight.shape()));
@@ -30,14 +33,14 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
 
   Tensor wc = contiguous(weight.detach());
   Tensor ic = contiguous(indices);
-  Tensor out = empty(out_shape, weight.dtype());
+  Tensor out = empty(out_shape, weight.options());
   kernels::embedding_forward().get(weight.device(), weight.dtype())(wc, ic, N, V, C, out);
   if (autograd::any_requires_grad({weight})) {
     autograd::SavedTensor si(ic, "embedding");
     autograd::record("embedding", {out}, {weight},
                      [si, N, V, C, padding_idx](const std::vector<Tensor>& g) {
                        Tensor gc = contiguous(g[0]);
-                       Tensor dw = zeros({V, C}, gc.dtype());
+                       Tensor dw = zeros({V, C}, gc.options());
                        kernels::embedding_backward().get(gc.device(), gc.dtype())(
                            gc, si.get(), N, V, C, padding_idx, dw);
                        return std::vector<Tensor>{dw};

@@ -44,8 +44,10 @@ std::optional<int64_t> first_out_of_range(const Tensor& idx, int64_t size) {
 }
 
 // index as contiguous i64 whose values are all valid positions along dim d of size `size`.
+// The range check reads the index values, so a meta index is an error here.
 Tensor checked_index(const Tensor& index, const char* op, int64_t d, int64_t size) {
   Tensor idx = index_as_i64(index, op);
+  check_has_values(op, idx);
   if (auto bad = first_out_of_range(idx, size)) {
     fail("{}: index {} is out of range for dim {} of size {}", op, *bad, d, size);
   }
@@ -76,6 +78,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   for (size_t i = 0; i < xs.size(); ++i) {
     MOXING_CHECK(xs[i].defined(), "cat: entry {} is an undefined tensor", i);
   }
+  check_same_device("cat", xs);
   const Tensor& first = xs[0];
   MOXING_CHECK(first.dim() >= 1, "cat: entry 0 is a 0-d tensor and cannot be concatenated");
   int64_t d = wrap_dim(dim, first.dim(), "cat");
@@ -96,7 +99,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
     total += sizes.back();
   }
   shape[at(d)] = total;
-  Tensor out = empty(shape, first.dtype());
+  Tensor out = empty(shape, first.options());
   int64_t offset = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
     copy_into(narrow(out, d, offset, sizes[i]), xs[i]);
@@ -139,12 +142,13 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   int64_t d = wrap_dim(dim, x.dim(), "index_select");
   MOXING_CHECK(index.defined() && index.dim() <= 1, "index_select: index must be 1-D, got shape {}",
                index.defined() ? shape_str(index.shape()) : "undefined");
+  check_same_device("index_select", {x, index});
   Tensor idx = checked_index(index, "index_select", d, x.shape()[at(d)]);
   int64_t O, I, N = x.shape()[at(d)];
   outer_inner(x.shape(), d, O, I);
   Shape shape = x.shape();
   shape[at(d)] = idx.numel();
-  Tensor out = empty(shape, x.dtype());
+  Tensor out = empty(shape, x.options());
   kernels::index_select_forward().get(x.device(), x.dtype())(contiguous(x.detach()), idx, O, N, I,
                                                              out);
   if (autograd::any_requires_grad({x})) {
@@ -152,7 +156,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
     Shape in_shape = x.shape();
     // rows picked more than once accumulate their gradients
     autograd::record("index_select", {out}, {x}, [si, in_shape, d](const std::vector<Tensor>& g) {
-      return std::vector<Tensor>{index_add(zeros(in_shape, g[0].dtype()), d, si.get(), g[0])};
+      return std::vector<Tensor>{index_add(zeros(in_shape, g[0].options()), d, si.get(), g[0])};
     });
   }
   return out;
@@ -166,6 +170,7 @@ Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Ten
                index.defined() ? shape_str(index.shape()) : "undefined");
   MOXING_CHECK(self.dtype() == src.dtype(), "index_add: self dtype {} and src dtype {} differ",
                dtype_name(self.dtype()), dtype_name(src.dtype()));
+  check_same_device("index_add", {self, index, src});
   Tensor idx = checked_index(index, "index_add", d, self.shape()[at(d)]);
   Shape src_shape = self.shape();
   src_shape[at(d)] = idx.numel();
@@ -203,14 +208,15 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
                  "gather: index of shape {} is larger than the input of shape {} in dim {}",
                  shape_str(index.shape()), shape_str(x.shape()), k);
   }
+  check_same_device("gather", {x, index});
   Tensor idx = checked_index(index, "gather", d, x.shape()[at(d)]);
-  Tensor out = empty(idx.shape(), x.dtype());
+  Tensor out = empty(idx.shape(), x.options());
   kernels::gather_forward().get(x.device(), x.dtype())(x, d, idx, out);
   if (autograd::any_requires_grad({x})) {
     SavedTensor si(idx, "gather");
     Shape in_shape = x.shape();
     autograd::record("gather", {out}, {x}, [si, in_shape, d](const std::vector<Tensor>& g) {
-      return std::vector<Tensor>{scatter_add(zeros(in_shape, g[0].dtype()), d, si.get(), g[0])};
+      return std::vector<Tensor>{scatter_add(zeros(in_shape, g[0].options()), d, si.get(), g[0])};
     });
   }
   return out;
@@ -231,6 +237,7 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
                  "scatter_add: index of shape {} is larger than src {} or self {} in dim {}",
                  shape_str(index.shape()), shape_str(src.shape()), shape_str(self.shape()), k);
   }
+  check_same_device("scatter_add", {self, index, src});
   Tensor idx = checked_index(index, "scatter_add", d, self.shape()[at(d)]);
   Tensor out = clone(self.detach());
   kernels::scatter_add_forward().get(self.device(), self.dtype())(out, d, idx, src);
@@ -246,7 +253,7 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
                        if (idx.shape() != src_shape) {
                          // src elements past index's extent were not scattered: zero
                          // gradient (a raw copy: this padding is first-order only)
-                         Tensor padded = zeros(src_shape, gs.dtype());
+                         Tensor padded = zeros(src_shape, gs.options());
                          Tensor region = padded;
                          for (int64_t k = 0; k < idx.dim(); ++k) {
                            region = narrow(region, k, 0, idx.shape()[at(k)]);
@@ -264,6 +271,7 @@ Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const T
 
 Tensor one_hot(const Tensor& index, int64_t num_classes) {
   Tensor idx = index_as_i64(index, "one_hot");
+  check_has_values("one_hot", idx);
   MOXING_CHECK(num_classes >= -1, "one_hot: num_classes must be -1 or at least 0, got {}",
                num_classes);
   if (num_classes == -1) {
@@ -276,7 +284,7 @@ Tensor one_hot(const Tensor& index, int64_t num_classes) {
   }
   Shape shape = idx.shape();
   shape.push_back(num_classes);
-  Tensor out = zeros(shape, DType::i64);
+  Tensor out = zeros(shape, idx.options().dtype(DType::i64));
   if (idx.numel() > 0 && num_classes > 0) {
     kernels::one_hot_forward().get(idx.device(), DType::i64)(reshape(idx, {-1}), out);
   }
@@ -294,7 +302,7 @@ Tensor tri(const Tensor& x, int64_t diagonal, bool upper) {
   MOXING_CHECK(x.dim() >= 2, "{}: needs a tensor with at least 2 dims, got shape {}", op,
                shape_str(x.shape()));
   int64_t R = x.size(-2), C = x.size(-1);
-  Tensor out = empty(x.shape(), x.dtype());
+  Tensor out = empty(x.shape(), x.options());
   if (x.numel() > 0) {
     kernels::tri_forward().get(x.device(), x.dtype())(contiguous(x.detach()), x.numel() / (R * C),
                                                       R, C, diagonal, upper, out);

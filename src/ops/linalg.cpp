@@ -18,6 +18,7 @@ namespace {
 
 void check_operands(const Tensor& a, const Tensor& b, const char* op) {
   MOXING_CHECK(a.defined() && b.defined(), "{}: undefined tensor argument", op);
+  check_same_device(op, {a, b});
   MOXING_CHECK(a.dtype() == b.dtype(), "{}: dtypes {} and {} differ; convert one with .to()", op,
                dtype_name(a.dtype()), dtype_name(b.dtype()));
   MOXING_CHECK(is_floating(a.dtype()), "{}: needs floating-point tensors, got {}", op,
@@ -42,7 +43,7 @@ Tensor batched_matmul(const Tensor& a, const Tensor& b) {
   sa.insert(sa.end(), {M, K});
   sb.insert(sb.end(), {K, N});
   so.insert(so.end(), {M, N});
-  Tensor out = empty(so, a.dtype());
+  Tensor out = empty(so, a.options());
   {
     // operands the GEMM cannot read as they are get a contiguous copy; broadcast is a view
     Tensor am = kernels::blas_layout(a).ok ? a.detach() : contiguous(a.detach());
@@ -113,6 +114,7 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   check_operands(x, w, "linear");
+  check_same_device("linear", {x, w, b});
   MOXING_CHECK(w.dim() == 2, "linear: weight must be 2-D (C_out, C_in), got shape {}",
                shape_str(w.shape()));
   MOXING_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1),

@@ -33,9 +33,10 @@ Tensor reduce(const Tensor& loss, Reduction r) {
 // mean over the targets that are not ignored (0/0 = nan when all are, as in torch)
 Tensor reduce_targets(const Tensor& loss, const Tensor& target, int64_t ignore_index, Reduction r) {
   if (r != Reduction::mean) return reduce(loss, r);
-  int64_t count =
-      sum(ne(target, scalar_tensor(static_cast<double>(ignore_index), DType::i64))).item<int64_t>();
-  return div(sum(loss), static_cast<double>(count));
+  // the count stays a tensor: no host read
+  Tensor count =
+      sum(ne(target, scalar_tensor(static_cast<double>(ignore_index), target.options())));
+  return div(sum(loss), count.to(loss.dtype()));
 }
 
 void check_floating(const Tensor& t, const char* op, const char* what) {
@@ -47,6 +48,7 @@ void check_floating(const Tensor& t, const char* op, const char* what) {
 void check_same_shape(const Tensor& input, const Tensor& target, const char* op) {
   check_floating(input, op, "input");
   check_floating(target, op, "target");
+  check_same_device(op, {input, target});
   MOXING_CHECK(input.shape() == target.shape(),
                "{}: input shape {} and target shape {} differ; they must match", op,
                shape_str(input.shape()), shape_str(target.shape()));
@@ -60,6 +62,9 @@ void check_same_shape(const Tensor& input, const Tensor& target, const char* op)
 Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction r, int64_t ignore_index) {
   check_floating(logp, "nll_loss", "input");
   MOXING_CHECK(target.defined(), "nll_loss: target is an undefined tensor");
+  check_same_device("nll_loss", {logp, target});
+  // the kernel checks every target against C, which needs the values
+  check_has_values("nll_loss", target);
   MOXING_CHECK(target.dtype() == DType::i64, "nll_loss: target must be i64 class indices, got {}",
                dtype_name(target.dtype()));
   MOXING_CHECK(logp.dim() >= 1, "nll_loss: input must have a class dim, got shape {}",
@@ -76,7 +81,7 @@ Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction r, int64_t i
 
   Tensor lc = contiguous(logp.detach());
   Tensor tc = contiguous(target);
-  Tensor loss = empty(expected, logp.dtype());
+  Tensor loss = empty(expected, logp.options());
   kernels::nll_loss_forward().get(logp.device(), logp.dtype())(lc, tc, B, C, D, ignore_index, loss);
   Shape in_shape = logp.shape();
   autograd::SavedTensor st(tc, "nll_loss");
@@ -84,7 +89,7 @@ Tensor nll_loss(const Tensor& logp, const Tensor& target, Reduction r, int64_t i
                    [st, in_shape, B, C, D, ignore_index](const std::vector<Tensor>& g) {
                      Tensor gc = contiguous(g[0]);
                      Tensor tc = st.get();
-                     Tensor dl = zeros(in_shape, gc.dtype());
+                     Tensor dl = zeros(in_shape, gc.options());
                      kernels::nll_loss_backward().get(gc.device(), gc.dtype())(gc, tc, B, C, D,
                                                                                ignore_index, dl);
                      return std::vector<Tensor>{dl};
@@ -106,7 +111,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction r, in
   Tensor nll = nll_loss(logp, target, r, ignore_index);
   if (label_smoothing == 0.0) return nll;
   auto C = static_cast<double>(logits.size(cd));
-  Tensor ignored = eq(target, scalar_tensor(static_cast<double>(ignore_index), DType::i64));
+  Tensor ignored = eq(target, scalar_tensor(static_cast<double>(ignore_index), target.options()));
   Tensor smooth = masked_fill(neg(sum(logp, {cd})), ignored, 0.0);
   smooth = reduce_targets(smooth, target, ignore_index, r);
   return add(mul(nll, 1.0 - label_smoothing), mul(smooth, label_smoothing / C));
@@ -129,7 +134,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
                                         const Tensor& pos_weight) {
   const char* op = "binary_cross_entropy_with_logits";
   check_same_shape(logits, target, op);
-  Tensor one = scalar_tensor(1.0, logits.dtype());
+  Tensor one = scalar_tensor(1.0, logits.options());
   Tensor linear = mul(sub(one, target), logits);
   if (!pos_weight.defined()) return reduce(add(linear, softplus(neg(logits))), r);
   check_floating(pos_weight, op, "pos_weight");

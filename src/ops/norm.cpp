@@ -30,6 +30,7 @@ void check_param(const Tensor& p, const Tensor& x, const Shape& normalized_shape
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
   MOXING_CHECK(x.defined(), "layer_norm: undefined input");
+  check_same_device("layer_norm", {x, weight, bias});
   MOXING_CHECK(is_floating(x.dtype()), "layer_norm: input must be floating-point, got {}",
                dtype_name(x.dtype()));
   size_t k = normalized_shape.size();
@@ -47,9 +48,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   Tensor xc = contiguous(x.detach());
   Tensor wc = weight.defined() ? contiguous(weight.detach()) : Tensor();
   Tensor bc = bias.defined() ? contiguous(bias.detach()) : Tensor();
-  Tensor out = empty(x.shape(), x.dtype());
-  Tensor mean = empty({N}, x.dtype());
-  Tensor rstd = empty({N}, x.dtype());
+  Tensor out = empty(x.shape(), x.options());
+  Tensor mean = empty({N}, x.options());
+  Tensor rstd = empty({N}, x.options());
   kernels::layer_norm_forward().get(x.device(), x.dtype())(xc, wc, bc, N, C, eps, out, mean, rstd);
   if (autograd::any_requires_grad({x, weight, bias})) {
     autograd::SavedTensor sx(xc, "layer_norm"), sw(wc, "layer_norm");
@@ -61,9 +62,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                      [sx, sw, sm, sr, need_w, need_b, x_shape, normalized_shape, N,
                       C](const std::vector<Tensor>& g) {
                        Tensor gc = contiguous(g[0]);
-                       Tensor dx = empty(x_shape, gc.dtype());
-                       Tensor dw = need_w ? empty(normalized_shape, gc.dtype()) : Tensor();
-                       Tensor db = need_b ? empty(normalized_shape, gc.dtype()) : Tensor();
+                       Tensor dx = empty(x_shape, gc.options());
+                       Tensor dw = need_w ? empty(normalized_shape, gc.options()) : Tensor();
+                       Tensor db = need_b ? empty(normalized_shape, gc.options()) : Tensor();
                        kernels::layer_norm_backward().get(gc.device(), gc.dtype())(
                            gc, sx.get(), sm.get(), sr.get(), sw.get(), N, C, dx, dw, db);
                        return std::vector<Tensor>{dx, dw, db};

@@ -18,11 +18,16 @@ namespace {
 Generator& pick(Generator* gen) { return gen != nullptr ? *gen : default_generator(); }
 }  // namespace
 
-Tensor uniform(const Shape& shape, double low, double high, DType dtype, Generator* gen) {
+// The values are drawn on the cpu; another device gets a copy. On meta nothing is drawn.
+Tensor uniform(const Shape& shape, double low, double high, TensorOptions options, Generator* gen) {
+  DType dtype = options.dtype();
   MOXING_CHECK(is_floating(dtype), "uniform: dtype must be floating, got {}", dtype_name(dtype));
   MOXING_CHECK(low <= high, "uniform: low {} is greater than high {}", low, high);
+  Device device = options.device();
+  if (device.type == DeviceType::meta) return empty(shape, options);
+  if (device != kCPU) return uniform(shape, low, high, options.device(kCPU), gen).to(device);
   DType work = dtype == DType::f64 ? DType::f64 : DType::f32;
-  Tensor out = empty(shape, work);
+  Tensor out = empty(shape, TensorOptions(work).device(kCPU));
   Generator& g = pick(gen);
   uint64_t per = work == DType::f64 ? 2 : 4;
   uint64_t first = g.advance((static_cast<uint64_t>(out.numel()) + per - 1) / per);
@@ -42,50 +47,61 @@ Tensor uniform(const Shape& shape, double low, double high, DType dtype, Generat
   return to_dtype(out, dtype);
 }
 
-Tensor rand(const Shape& shape, DType dtype, Generator* gen) {
-  return uniform(shape, 0.0, 1.0, dtype, gen);
+Tensor rand(const Shape& shape, TensorOptions options, Generator* gen) {
+  return uniform(shape, 0.0, 1.0, options, gen);
 }
 
-Tensor normal(const Shape& shape, double mean, double std, DType dtype, Generator* gen) {
+Tensor normal(const Shape& shape, double mean, double std, TensorOptions options, Generator* gen) {
+  DType dtype = options.dtype();
   MOXING_CHECK(is_floating(dtype), "normal: dtype must be floating, got {}", dtype_name(dtype));
   MOXING_CHECK(std >= 0, "normal: std must be >= 0, got {}", std);
+  Device device = options.device();
+  if (device.type == DeviceType::meta) return empty(shape, options);
+  if (device != kCPU) return normal(shape, mean, std, options.device(kCPU), gen).to(device);
   DType work = dtype == DType::f64 ? DType::f64 : DType::f32;
-  Tensor out = empty(shape, work);
+  Tensor out = empty(shape, TensorOptions(work).device(kCPU));
   Generator& g = pick(gen);
   uint64_t first = g.advance((static_cast<uint64_t>(out.numel()) + 1) / 2);
   kernels::normal_fill().get(kCPU, work)(out, g, first, mean, std);
   return work == dtype ? out : to_dtype(out, dtype);
 }
 
-Tensor randn(const Shape& shape, DType dtype, Generator* gen) {
-  return normal(shape, 0.0, 1.0, dtype, gen);
+Tensor randn(const Shape& shape, TensorOptions options, Generator* gen) {
+  return normal(shape, 0.0, 1.0, options, gen);
 }
 
-Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Generator* gen) {
+Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options,
+               Generator* gen) {
   MOXING_CHECK(low < high, "randint: low {} must be less than high {}", low, high);
-  Tensor u = uniform(shape, 0.0, 1.0, DType::f64, gen);
+  Device device = options.device();
+  if (device.type == DeviceType::meta) return empty(shape, options);
+  if (device != kCPU) return randint(low, high, shape, options.device(kCPU), gen).to(device);
+  Tensor u = uniform(shape, 0.0, 1.0, TensorOptions(DType::f64).device(kCPU), gen);
   const double* pu = u.data<double>();
-  Tensor out = empty(shape, DType::i64);
+  Tensor out = empty(shape, TensorOptions(DType::i64).device(kCPU));
   int64_t* po = out.data<int64_t>();
   double span = static_cast<double>(high - low);
   for (int64_t i = 0; i < out.numel(); ++i) {
     po[i] = low + std::min<int64_t>(static_cast<int64_t>(pu[i] * span), high - low - 1);
   }
-  return dtype == DType::i64 ? out : to_dtype(out, dtype);
+  return options.dtype() == DType::i64 ? out : to_dtype(out, options.dtype());
 }
 
 Tensor randperm(int64_t n, Generator* gen) {
   MOXING_CHECK(n >= 0, "randperm: n must be >= 0, got {}", n);
-  Tensor out = arange(n);
+  Device device = default_device();
+  if (device.type == DeviceType::meta) return empty({n}, TensorOptions(DType::i64).device(device));
+  Tensor out = arange(n, TensorOptions(DType::i64).device(kCPU));
   int64_t* p = out.data<int64_t>();
-  Tensor u = uniform({std::max<int64_t>(n, 1)}, 0.0, 1.0, DType::f64, gen);
+  Tensor u =
+      uniform({std::max<int64_t>(n, 1)}, 0.0, 1.0, TensorOptions(DType::f64).device(kCPU), gen);
   const double* pu = u.data<double>();
   // Fisher-Yates driven by the stream
   for (int64_t i = n - 1; i > 0; --i) {
     auto j = std::min<int64_t>(static_cast<int64_t>(pu[i] * static_cast<double>(i + 1)), i);
     std::swap(p[i], p[j]);
   }
-  return out;
+  return device == kCPU ? out : out.to(device);
 }
 
 }  // namespace moxing

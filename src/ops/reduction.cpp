@@ -93,7 +93,7 @@ Tensor sum(const Tensor& x, const Dims& dims, bool keepdim) {
   Plan p = plan_reduce(x, dims, keepdim, "sum");
   DType out_dtype = is_floating(x.dtype()) ? x.dtype() : DType::i64;
   Tensor src = p.x3.dtype() == out_dtype ? p.x3 : to_dtype(p.x3.detach(), out_dtype);
-  Tensor out = empty(p.out, out_dtype);
+  Tensor out = empty(p.out, x.options().dtype(out_dtype));
   kernels::sum_forward().get(x.device(), out_dtype)(src, p.O, p.R, p.I, out);
   Shape in_shape = x.shape(), keep = p.out_keep;
   autograd::record("sum", {out}, {x}, [in_shape, keep](const std::vector<Tensor>& g) {
@@ -139,8 +139,8 @@ Tensor amax_amin(const Tensor& x, const Dims& dims, bool keepdim, bool is_max) {
   const char* op = is_max ? "amax" : "amin";
   MOXING_CHECK(x.numel() > 0, "{}: cannot reduce an empty tensor", op);
   Plan p = plan_reduce(x, dims, keepdim, op);
-  Tensor values = empty(p.out, x.dtype());
-  Tensor idx = empty(p.out, DType::i64);
+  Tensor values = empty(p.out, x.options());
+  Tensor idx = empty(p.out, x.options().dtype(DType::i64));
   auto& table = is_max ? kernels::max_forward() : kernels::min_forward();
   table.get(x.device(), x.dtype())(p.x3, p.O, p.R, p.I, values, idx);
   if (autograd::any_requires_grad({x})) {
@@ -163,7 +163,7 @@ ValuesIndices max_min_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_ma
   MOXING_CHECK(x.numel() > 0, "{}: cannot reduce an empty tensor", op);
   int64_t d = wrap_dim(dim, x.dim(), op);
   Plan p = plan_reduce(x, {d}, keepdim, op);
-  ValuesIndices r{empty(p.out, x.dtype()), empty(p.out, DType::i64)};
+  ValuesIndices r{empty(p.out, x.options()), empty(p.out, x.options().dtype(DType::i64))};
   auto& table = is_max ? kernels::max_forward() : kernels::min_forward();
   table.get(x.device(), x.dtype())(p.x3, p.O, p.R, p.I, r.values, r.indices);
   if (autograd::any_requires_grad({x})) {
@@ -173,7 +173,8 @@ ValuesIndices max_min_dim(const Tensor& x, int64_t dim, bool keepdim, bool is_ma
     if (x.dim() > 0) positions[static_cast<size_t>(d)] = x.shape()[static_cast<size_t>(d)];
     autograd::record(op, {r.values}, {x}, [si, keep, positions](const std::vector<Tensor>& g) {
       // one-hot of the index along dim: positions (1,..,n,..,1) == indices (.., 1, ..)
-      Tensor pos = reshape(arange(shape_numel(positions)), positions);
+      Tensor pos =
+          reshape(arange(shape_numel(positions), g[0].options().dtype(DType::i64)), positions);
       Tensor hit = eq(pos, reshape(si.get(), keep)).to(g[0].dtype());
       return std::vector<Tensor>{mul(hit, reshape(g[0], keep))};
     });
@@ -221,7 +222,7 @@ Tensor argmin(const Tensor& x, std::optional<int64_t> dim, bool keepdim) {
 Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
   Tensor m = amax(x.detach(), dims, true);
   // an all -inf slice would give nan from (-inf) - (-inf); use 0 there as torch does
-  m = where(eq(abs(m), std::numeric_limits<double>::infinity()), zeros({}, m.dtype()), m);
+  m = where(eq(abs(m), std::numeric_limits<double>::infinity()), zeros({}, m.options()), m);
   Tensor s = log(sum(exp(sub(x, m)), dims, true));
   Tensor out = add(s, m);
   if (keepdim) return out;

@@ -34,7 +34,25 @@ void copy_into(const Tensor& dst, const Tensor& src) {
         shape_str(dst.shape()));
   }
   Tensor s = src.shape() == dst.shape() ? src : expand(src, dst.shape());
+  if (dst.device() != src.device()) {
+    copy_between_devices(dst, s);
+    return;
+  }
   kernels::copy_forward().get(dst.device(), dst.dtype())(dst, s);
+}
+
+// The copy routine for a pair of devices. A meta destination holds no values, so anything
+// copies into it; a meta source has none to give. A CUDA build adds host <-> device copies.
+void copy_between_devices(const Tensor& dst, const Tensor& src) {
+  if (dst.is_meta()) return;
+  if (src.is_meta()) {
+    fail(
+        "cannot copy the values of a meta tensor to {}: it holds shapes only; materialize it "
+        "first (load weights)",
+        device_name(dst.device()));
+  }
+  fail("copy from {} to {} is not available in this build", device_name(src.device()),
+       device_name(dst.device()));
 }
 
 namespace {
@@ -225,7 +243,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   Shape in_shape = x.shape();
   autograd::record("slice", {out}, {x},
                    [in_shape, d, start, end, step](const std::vector<Tensor>& g) {
-                     Tensor r = zeros(in_shape, g[0].dtype());
+                     Tensor r = zeros(in_shape, g[0].options());
                      copy_into(slice(r, d, start, end, step), g[0]);
                      return std::vector<Tensor>{r};
                    });
@@ -322,7 +340,7 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
 }
 
 Tensor clone(const Tensor& x) {
-  Tensor out = empty(x.shape(), x.dtype());
+  Tensor out = empty(x.shape(), x.options());
   copy_into(out, x);
   autograd::record("clone", {out}, {x},
                    [](const std::vector<Tensor>& g) { return std::vector<Tensor>{g[0]}; });
@@ -331,9 +349,23 @@ Tensor clone(const Tensor& x) {
 
 Tensor contiguous(const Tensor& x) { return x.is_contiguous() ? x : clone(x); }
 
+Tensor to_device(const Tensor& x, Device device, DType dtype) {
+  if (x.device() == device) return to_dtype(x, dtype);
+  Tensor out = empty(x.shape(), TensorOptions(dtype).device(device));
+  copy_into(out, x);
+  if (is_floating(dtype) && is_floating(x.dtype())) {
+    Device in_device = x.device();
+    DType in = x.dtype();
+    autograd::record("to", {out}, {x}, [in_device, in](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{to_device(g[0], in_device, in)};
+    });
+  }
+  return out;
+}
+
 Tensor to_dtype(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
-  Tensor out = empty(x.shape(), dtype);
+  Tensor out = empty(x.shape(), x.options().dtype(dtype));
   copy_into(out, x);
   if (is_floating(dtype) && is_floating(x.dtype())) {
     DType in = x.dtype();
@@ -368,5 +400,7 @@ std::vector<Tensor> Tensor::split(int64_t s, int64_t d) const { return moxing::s
 Tensor Tensor::contiguous() const { return moxing::contiguous(*this); }
 Tensor Tensor::clone() const { return moxing::clone(*this); }
 Tensor Tensor::to(DType t) const { return moxing::to_dtype(*this, t); }
+Tensor Tensor::to(Device d) const { return moxing::to_device(*this, d, dtype()); }
+Tensor Tensor::to(Device d, DType t) const { return moxing::to_device(*this, d, t); }
 
 }  // namespace moxing

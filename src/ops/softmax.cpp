@@ -28,14 +28,14 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
     (k < d ? O : k == d ? R : I) *= s;
   }
   Tensor xc = contiguous(x.detach());
-  Tensor out = empty(x.shape(), x.dtype());
+  Tensor out = empty(x.shape(), x.options());
   kernels::softmax_forward().get(x.device(), x.dtype())(xc, O, R, I, log, out);
   if (autograd::any_requires_grad({x})) {
     autograd::SavedTensor so(out, op);
     autograd::record(op, {out}, {x}, [so, O, R, I, log](const std::vector<Tensor>& g) {
       Tensor y = so.get();
       Tensor gc = contiguous(g[0]);
-      Tensor dx = empty(y.shape(), y.dtype());
+      Tensor dx = empty(y.shape(), y.options());
       kernels::softmax_backward().get(y.device(), y.dtype())(gc, y, O, R, I, log, dx);
       return std::vector<Tensor>{dx};
     });

@@ -31,16 +31,14 @@ void Adagrad::check_options(const Hyper& o) const {
 }
 
 void Adagrad::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-                     std::map<std::string, Tensor>& state) {
+                     std::map<std::string, Tensor>& state, int64_t& step_count) {
   const double lr = group.get("lr");
   const double lr_decay = group.get("lr_decay");
   const double weight_decay = group.get("weight_decay");
   if (state.empty()) {
-    state["step"] = scalar_tensor(0.0, DType::f64);
-    state["sum"] = full(param.shape(), group.get("initial_accumulator_value"), param.dtype());
+    state["sum"] = full_like(param, group.get("initial_accumulator_value"));
   }
-  const double step = state["step"].item<double>() + 1.0;
-  state["step"] = scalar_tensor(step, DType::f64);
+  const auto step = static_cast<double>(++step_count);
 
   const double clr = lr / (1.0 + (step - 1.0) * lr_decay);
   Tensor& sum = state["sum"];

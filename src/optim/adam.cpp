@@ -57,18 +57,16 @@ void Adam::check_options(const Hyper& o) const {
 }
 
 void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-                  std::map<std::string, Tensor>& state) {
+                  std::map<std::string, Tensor>& state, int64_t& step_count) {
   const bool amsgrad = group.get("amsgrad") != 0.0;
   if (state.empty()) {
-    state["step"] = scalar_tensor(0.0, DType::f64);
-    state["exp_avg"] = zeros(param.shape(), param.dtype());
-    state["exp_avg_sq"] = zeros(param.shape(), param.dtype());
+    state["exp_avg"] = zeros_like(param);
+    state["exp_avg_sq"] = zeros_like(param);
   }
   if (amsgrad && state.count("max_exp_avg_sq") == 0) {
-    state["max_exp_avg_sq"] = zeros(param.shape(), param.dtype());
+    state["max_exp_avg_sq"] = zeros_like(param);
   }
-  const double step = state["step"].item<double>() + 1.0;
-  state["step"] = scalar_tensor(step, DType::f64);
+  const auto step = static_cast<double>(++step_count);
   Tensor& exp_avg = state["exp_avg"];
   Tensor& exp_avg_sq = state["exp_avg_sq"];
   Tensor max_exp_avg_sq = amsgrad ? state["max_exp_avg_sq"] : Tensor();

@@ -1,6 +1,7 @@
 // Optimizer base: group bookkeeping, the step loop, state_dict and the factory by name.
 #include "moxing/optim/optimizer.h"
 
+#include <cmath>
 #include <cstdio>
 #include <set>
 
@@ -69,6 +70,7 @@ void Optimizer::add_param_group(ParamGroup group) {
                  "{}: a parameter appears more than once in the parameter groups", name_);
   }
   state_.resize(state_.size() + group.params.size());
+  steps_.resize(state_.size(), 0);
   groups_.push_back(std::move(group));
 }
 
@@ -76,6 +78,12 @@ std::map<std::string, Tensor>& Optimizer::state(size_t param_index) {
   MOXING_CHECK(param_index < state_.size(), "{}: parameter index {} out of range ({} parameters)",
                name_, param_index, state_.size());
   return state_[param_index];
+}
+
+int64_t Optimizer::step_count(size_t param_index) const {
+  MOXING_CHECK(param_index < steps_.size(), "{}: parameter index {} out of range ({} parameters)",
+               name_, param_index, steps_.size());
+  return steps_[param_index];
 }
 
 void Optimizer::step() {
@@ -92,13 +100,13 @@ void Optimizer::step() {
   size_t index = 0;
   for (auto& group : groups_) {
     for (auto& p : group.params) {
-      auto& st = state_[index++];
+      const size_t i = index++;
       Tensor g = p.grad();
       if (!g.defined()) continue;
       MOXING_CHECK(g.shape() == p.shape() && g.dtype() == p.dtype(),
                    "{}: gradient {} {} does not match parameter {} {}", name_, shape_str(g.shape()),
                    dtype_name(g.dtype()), shape_str(p.shape()), dtype_name(p.dtype()));
-      update(group, p, g, st);
+      update(group, p, g, state_[i], steps_[i]);
     }
   }
 }
@@ -120,7 +128,13 @@ OptimizerState Optimizer::state_dict() const {
     nlohmann::json ids = nlohmann::json::array();
     for (size_t k = 0; k < g.params.size(); ++k, ++index) {
       ids.push_back(index);
-      for (const auto& [key, t] : state_[index]) {
+      // the step count joins the tensors in key order, as a 0-d f64 (torch's layout)
+      std::map<std::string, Tensor> entries = state_[index];
+      if (steps_[index] > 0) {
+        entries["step"] = scalar_tensor(static_cast<double>(steps_[index]),
+                                        TensorOptions(DType::f64).device(kCPU));
+      }
+      for (const auto& [key, t] : entries) {
         out.tensors.emplace_back(fmt::format("state.{}.{}", index, key), t);
       }
     }
@@ -167,6 +181,7 @@ void Optimizer::load_state_dict(const OptimizerState& state) {
     for (const auto& p : g.params) params.push_back(&p);
   }
   std::vector<std::map<std::string, Tensor>> new_state(state_.size());
+  std::vector<int64_t> new_steps(state_.size(), 0);
   for (const auto& [name, t] : state.tensors) {
     size_t i = 0;
     size_t key_pos = 0;
@@ -181,16 +196,25 @@ void Optimizer::load_state_dict(const OptimizerState& state) {
                  name, i, params.size());
     MOXING_CHECK(t.defined(), "{}: load_state_dict: '{}' is undefined", name_, name);
     std::string key = name.substr(key_pos);
-    if (key != "step") {
-      MOXING_CHECK(t.shape() == params[i]->shape(),
-                   "{}: load_state_dict: '{}' has shape {}, parameter {} has shape {}", name_, name,
-                   shape_str(t.shape()), i, shape_str(params[i]->shape()));
+    if (key == "step") {
+      // the one host read of a step count: when a checkpoint is loaded, never in step()
+      MOXING_CHECK(t.numel() == 1, "{}: load_state_dict: '{}' has shape {}, expected one value",
+                   name_, name, shape_str(t.shape()));
+      check_has_values("load_state_dict", t);
+      double v = t.item<double>();
+      MOXING_CHECK(v >= 0.0 && v == std::floor(v) && v < 9.0e15,
+                   "{}: load_state_dict: '{}' is {}, not a step count", name_, name, v);
+      new_steps[i] = static_cast<int64_t>(v);
+      continue;
     }
-    Tensor copy = t.detach().clone();
-    new_state[i][key] = key == "step" ? copy : copy.to(params[i]->dtype());
+    MOXING_CHECK(t.shape() == params[i]->shape(),
+                 "{}: load_state_dict: '{}' has shape {}, parameter {} has shape {}", name_, name,
+                 shape_str(t.shape()), i, shape_str(params[i]->shape()));
+    new_state[i][key] = t.detach().clone().to(params[i]->device(), params[i]->dtype());
   }
   for (size_t gi = 0; gi < groups_.size(); ++gi) groups_[gi].options = options[gi];
   state_ = std::move(new_state);
+  steps_ = std::move(new_steps);
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const std::string& name, std::vector<ParamGroup> groups,

@@ -30,24 +30,19 @@ void RMSprop::check_options(const Hyper& o) const {
 }
 
 void RMSprop::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-                     std::map<std::string, Tensor>& state) {
+                     std::map<std::string, Tensor>& state, int64_t& step_count) {
   const double lr = group.get("lr");
   const double alpha = group.get("alpha");
   const double eps = group.get("eps");
   const double weight_decay = group.get("weight_decay");
   const double momentum = group.get("momentum");
   const bool centered = group.get("centered") != 0.0;
-  if (state.empty()) {
-    state["step"] = scalar_tensor(0.0, DType::f64);
-    state["square_avg"] = zeros(param.shape(), param.dtype());
-  }
+  if (state.empty()) state["square_avg"] = zeros_like(param);
   if (momentum > 0.0 && state.count("momentum_buffer") == 0) {
-    state["momentum_buffer"] = zeros(param.shape(), param.dtype());
+    state["momentum_buffer"] = zeros_like(param);
   }
-  if (centered && state.count("grad_avg") == 0) {
-    state["grad_avg"] = zeros(param.shape(), param.dtype());
-  }
-  state["step"] = scalar_tensor(state["step"].item<double>() + 1.0, DType::f64);
+  if (centered && state.count("grad_avg") == 0) state["grad_avg"] = zeros_like(param);
+  ++step_count;
 
   Tensor& square_avg = state["square_avg"];
   Tensor grad_avg = centered ? state["grad_avg"] : Tensor();

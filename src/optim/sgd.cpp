@@ -30,8 +30,9 @@ void SGD::check_options(const Hyper& o) const {
                o.at("momentum"), o.at("dampening"));
 }
 
+// torch's SGD keeps no step count, so `step` stays 0 and no "step" is saved.
 void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-                 std::map<std::string, Tensor>& state) {
+                 std::map<std::string, Tensor>& state, int64_t& /*step*/) {
   kernels::SgdStepArgs args;
   args.lr = group.get("lr");
   args.momentum = group.get("momentum");
@@ -49,7 +50,7 @@ void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad,
       kernels::all_contiguous({param, grad, buf})) {
     if (momentum != 0.0 && !buf.defined()) {
       args.first_step = true;
-      buf = empty(param.shape(), param.dtype());
+      buf = empty_like(param);
       state["momentum_buffer"] = buf;
     }
     table.get(param.device(), param.dtype())(param, grad, buf, args);

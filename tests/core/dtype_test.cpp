@@ -5,15 +5,16 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
+#include "moxing/core/dtype_visit.h"
 #include "moxing/moxing.h"
 
 using namespace moxing;
 
 namespace {
 
-const DType kAll[] = {DType::f32, DType::f64, DType::bf16, DType::f16,
-                      DType::i64, DType::i32, DType::u8,   DType::boolean};
+const auto& kAll = kAllDTypes;
 
 uint16_t bits_of(const Tensor& t, int64_t i) {
   return static_cast<const uint16_t*>(t.raw_data())[i];
@@ -44,6 +45,50 @@ TEST(DType, SizesAndNames) {
   EXPECT_FALSE(is_floating(DType::i64));
   EXPECT_EQ(device_name(kCPU), "cpu");
   EXPECT_EQ(device_name(Device{DeviceType::cuda, 1}), "cuda:1");
+}
+
+// Every row of MOXING_FORALL_DTYPES: each query agrees with the row's C++ type, and every name
+// maps back to its dtype.
+TEST(DType, TableIsConsistentForEveryDtype) {
+  EXPECT_EQ(static_cast<int>(kAllDTypes.size()), kNumDTypes);
+  for (int k = 0; k < kNumDTypes; ++k) {
+    DType t = kAllDTypes[static_cast<size_t>(k)];
+    EXPECT_EQ(static_cast<int>(t), k) << "table order is enum order";
+    visit_dtype(t, [&](auto tag) {
+      using T = decltype(tag);
+      EXPECT_EQ(dtype_size(t), sizeof(T)) << dtype_name(t);
+      EXPECT_EQ(dtype_of<T>::value, t) << dtype_name(t);
+      bool floating =
+          std::is_floating_point_v<T> || std::is_same_v<T, BFloat16> || std::is_same_v<T, Half>;
+      EXPECT_EQ(is_floating(t), floating) << dtype_name(t);
+    });
+    EXPECT_EQ(dtype_from_name(dtype_name(t)), t) << dtype_name(t);
+    EXPECT_EQ(dtype_from_safetensors_name(dtype_safetensors_name(t)), t) << dtype_name(t);
+    EXPECT_EQ(std::string(dtype_torch_name(t)).rfind("torch.", 0), 0u) << dtype_name(t);
+  }
+  EXPECT_EQ(dtype_from_name("float32"), std::nullopt);
+  EXPECT_EQ(dtype_from_safetensors_name("f32"), std::nullopt);
+  EXPECT_STREQ(dtype_safetensors_name(DType::bf16), "BF16");
+  EXPECT_STREQ(dtype_safetensors_name(DType::boolean), "BOOL");
+  EXPECT_STREQ(dtype_torch_name(DType::f32), "torch.float32");
+  EXPECT_STREQ(dtype_torch_name(DType::boolean), "torch.bool");
+}
+
+TEST(Device, NamesParseBack) {
+  EXPECT_EQ(device_name(kMeta), "meta");
+  for (Device d : {kCPU, kMeta, Device{DeviceType::cuda, 0}, Device{DeviceType::cuda, 3}}) {
+    EXPECT_EQ(parse_device(device_name(d)), d) << device_name(d);
+  }
+  EXPECT_EQ(parse_device("cuda"), (Device{DeviceType::cuda, 0}));
+  for (const char* bad : {"gpu", "", "cuda:", "cuda:x", "CPU", "meta:0"}) {
+    try {
+      parse_device(bad);
+      ADD_FAILURE() << "parse_device accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("valid: cpu, meta, cuda"), std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(DType, StorageSizeFollowsDtype) {

@@ -8,6 +8,7 @@
 
 using namespace moxing;
 using moxing::testing::expect_error;
+using moxing::testing::needs_values;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -34,18 +35,21 @@ MOXING_OP_CASES(
          [](const V& x) {
            return stack({x[0], x[1]}, 1);
          }},
-        {"index_select_dim0", [](const V& x) { return index_select(x[0], 0, x[1]); }},
-        {"index_select_dim1", [](const V& x) { return index_select(x[0], 1, x[1]); }},
-        {"index_select_dim_neg1", [](const V& x) { return index_select(x[0], -1, x[1]); }},
-        {"gather_dim1", [](const V& x) { return gather(x[0], 1, x[1]); }},
-        {"gather_dim0", [](const V& x) { return gather(x[0], 0, x[1]); }},
-        {"gather_3d_dim_neg2", [](const V& x) { return gather(x[0], -2, x[1]); }},
-        {"scatter_add_dim0", [](const V& x) { return scatter_add(x[0], 0, x[1], x[2]); }},
-        {"scatter_add_dim1", [](const V& x) { return scatter_add(x[0], 1, x[1], x[2]); }},
-        {"index_add_dim0", [](const V& x) { return index_add(x[0], 0, x[1], x[2]); }},
-        {"index_add_dim1", [](const V& x) { return index_add(x[0], 1, x[1], x[2]); }},
-        {"one_hot", [](const V& x) { return one_hot(x[0]); }, 0, 0, false},
-        {"one_hot_classes", [](const V& x) { return one_hot(x[0], 6); }, 0, 0, false},
+        needs_values({"index_select_dim0", [](const V& x) { return index_select(x[0], 0, x[1]); }}),
+        needs_values({"index_select_dim1", [](const V& x) { return index_select(x[0], 1, x[1]); }}),
+        needs_values({"index_select_dim_neg1",
+                      [](const V& x) { return index_select(x[0], -1, x[1]); }}),
+        needs_values({"gather_dim1", [](const V& x) { return gather(x[0], 1, x[1]); }}),
+        needs_values({"gather_dim0", [](const V& x) { return gather(x[0], 0, x[1]); }}),
+        needs_values({"gather_3d_dim_neg2", [](const V& x) { return gather(x[0], -2, x[1]); }}),
+        needs_values({"scatter_add_dim0",
+                      [](const V& x) { return scatter_add(x[0], 0, x[1], x[2]); }}),
+        needs_values({"scatter_add_dim1",
+                      [](const V& x) { return scatter_add(x[0], 1, x[1], x[2]); }}),
+        needs_values({"index_add_dim0", [](const V& x) { return index_add(x[0], 0, x[1], x[2]); }}),
+        needs_values({"index_add_dim1", [](const V& x) { return index_add(x[0], 1, x[1], x[2]); }}),
+        needs_values({"one_hot", [](const V& x) { return one_hot(x[0]); }, 0, 0, false}),
+        needs_values({"one_hot_classes", [](const V& x) { return one_hot(x[0], 6); }, 0, 0, false}),
         {"tril_diag0", [](const V& x) { return tril(x[0], 0); }},
         {"tril_diag1", [](const V& x) { return tril(x[0], 1); }},
         {"tril_diagneg1", [](const V& x) { return tril(x[0], -1); }},

@@ -139,6 +139,44 @@ void run_gradcheck(const std::string& family, const OpCase& oc, bool noncontig) 
   EXPECT_TRUE(r.ok) << oc.name << ": " << r.message;
 }
 
+// The row on meta inputs, under DeviceGuard(kMeta) so that tensors the row's function creates
+// are meta too: shapes and dtypes must equal the cpu run's, and backward must give each input
+// a meta gradient of its shape.
+void run_meta(const std::string& family, const OpCase& oc) {
+  const json& c = load_case(family, oc.name);
+  std::vector<Tensor> cpu_in = load_inputs(c, DType::f32, oc.gradcheck);
+  Tensor ref = oc.fn(cpu_in);
+  std::vector<Tensor> in;
+  for (const Tensor& t : cpu_in) {
+    Tensor m = t.detach().to(kMeta);
+    ASSERT_TRUE(m.is_meta());
+    ASSERT_EQ(m.shape(), t.shape());
+    if (t.requires_grad()) m.requires_grad_();
+    in.push_back(m);
+  }
+  DeviceGuard guard(kMeta);
+  if (oc.needs_values) {
+    std::string err = error_of([&] { oc.fn(in); });
+    EXPECT_TRUE(contains(err, "meta tensor") && contains(err, "shapes only"))
+        << oc.name << " on meta: expected the meta error, got '" << err << "'";
+    return;
+  }
+  Tensor out = oc.fn(in);
+  EXPECT_TRUE(out.is_meta()) << "output on " << device_name(out.device());
+  EXPECT_EQ(out.shape(), ref.shape()) << "output shape";
+  EXPECT_EQ(out.dtype(), ref.dtype()) << "output dtype";
+  if (!oc.gradcheck || !out.requires_grad()) return;
+  out.backward(empty(out.shape(), out.options()));
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!in[i].requires_grad()) continue;
+    Tensor g = in[i].grad();
+    ASSERT_TRUE(g.defined()) << "no gradient for input " << i;
+    EXPECT_TRUE(g.is_meta()) << "gradient of input " << i;
+    EXPECT_EQ(g.shape(), in[i].shape()) << "gradient shape of input " << i;
+    EXPECT_EQ(g.dtype(), in[i].dtype()) << "gradient dtype of input " << i;
+  }
+}
+
 class OpTest : public ::testing::Test {
  public:
   explicit OpTest(std::function<void()> body) : body_(std::move(body)) {}
@@ -205,6 +243,7 @@ bool register_op_cases(const std::string& family, const std::vector<OpCase>& cas
     reg("values", [family, oc] { run_values(family, oc); });
     reg("gradcheck", [family, oc] { run_gradcheck(family, oc, false); });
     reg("noncontig", [family, oc] { run_gradcheck(family, oc, true); });
+    reg("meta", [family, oc] { run_meta(family, oc); });
   }
   return true;
 }

@@ -1,7 +1,9 @@
-// One harness for every op family: each row of a family's case table becomes three tests:
+// One harness for every op family: each row of a family's case table becomes four tests:
 //   values      - f32 output and input gradients against the PyTorch fixture
 //   gradcheck   - f64 central differences on the fixture inputs
 //   noncontig   - the same gradcheck, and the same output, on non-contiguous copies
+//   meta        - the inputs on the meta device: the output (and each input gradient) has the
+//                 cpu result's shape and dtype; a row that needs values expects the meta error
 // Fixture files are tests/fixtures/<family>.json, written by tests/fixtures/<family>.py.
 #pragma once
 
@@ -20,7 +22,15 @@ struct OpCase {
   double rtol = 1e-4;
   bool gradcheck = true;  // false for ops without a gradient (comparisons, argmax)
   double gradcheck_atol = 1e-5;
+  bool needs_values = false;  // the op reads its inputs' values (index checks): meta refuses it
 };
+
+/// The row c marked as reading its inputs' values (index range checks): on meta it must fail
+/// with the meta error.
+inline OpCase needs_values(OpCase c) {
+  c.needs_values = true;
+  return c;
+}
 
 /// Registers the gtest cases for a family's table (call from a static initializer).
 bool register_op_cases(const std::string& family, const std::vector<OpCase>& cases);

@@ -2,36 +2,82 @@
 // Not math: kernels live under src/kernels.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace moxing {
 
+/// Every element type, one row each, and the only list of them: the enum, the count, sizes,
+/// names, is_floating, visit_dtype and dtype_of are all generated from it. Columns:
+///   X(enumerator, C++ element type, short name, safetensors name, torch name, is floating)
+/// Adding a dtype is one row here (plus the kernels that support it).
+#define MOXING_FORALL_DTYPES(X)                                       \
+  X(f32, float, "f32", "F32", "torch.float32", true)                  \
+  X(f64, double, "f64", "F64", "torch.float64", true)                 \
+  X(bf16, ::moxing::BFloat16, "bf16", "BF16", "torch.bfloat16", true) \
+  X(f16, ::moxing::Half, "f16", "F16", "torch.float16", true)         \
+  X(i64, int64_t, "i64", "I64", "torch.int64", false)                 \
+  X(i32, int32_t, "i32", "I32", "torch.int32", false)                 \
+  X(u8, uint8_t, "u8", "U8", "torch.uint8", false)                    \
+  X(boolean, bool, "bool", "BOOL", "torch.bool", false)
+
 /// Element type of a tensor. f32 is the default; f64 serves gradcheck and references.
-enum class DType : uint8_t { f32, f64, bf16, f16, i64, i32, u8, boolean };
-inline constexpr int kNumDTypes = 8;
+enum class DType : uint8_t {
+#define MOXING_DTYPE_ENUM(e, T, name, st, torch, fl) e,
+  MOXING_FORALL_DTYPES(MOXING_DTYPE_ENUM)
+#undef MOXING_DTYPE_ENUM
+};
+
+/// Number of dtypes (rows of MOXING_FORALL_DTYPES).
+inline constexpr int kNumDTypes = 0
+#define MOXING_DTYPE_COUNT(e, T, name, st, torch, fl) +1
+    MOXING_FORALL_DTYPES(MOXING_DTYPE_COUNT)
+#undef MOXING_DTYPE_COUNT
+    ;
+
+/// Every dtype in table order, for loops over all of them.
+inline constexpr std::array<DType, kNumDTypes> kAllDTypes{
+#define MOXING_DTYPE_LIST(e, T, name, st, torch, fl) DType::e,
+    MOXING_FORALL_DTYPES(MOXING_DTYPE_LIST)
+#undef MOXING_DTYPE_LIST
+};
 
 /// Size of one element in bytes.
 size_t dtype_size(DType t);
 /// Short name as printed and as used in files ("f32", "i64", "bool").
 const char* dtype_name(DType t);
+/// The dtype with a short name ("f32", "bool"), or nullopt.
+std::optional<DType> dtype_from_name(const std::string& name);
+/// Name in safetensors headers: "F32", "BF16", "BOOL".
+const char* dtype_safetensors_name(DType t);
+/// The dtype with a safetensors name ("F32"), or nullopt.
+std::optional<DType> dtype_from_safetensors_name(const std::string& name);
+/// PyTorch's name: "torch.float32", "torch.bool".
+const char* dtype_torch_name(DType t);
 /// True for f32, f64, bf16, f16.
 bool is_floating(DType t);
 
-/// Kind of device a tensor lives on. Only cpu exists in this build; cuda is reserved.
-enum class DeviceType : uint8_t { cpu, cuda };
-inline constexpr int kNumDeviceTypes = 2;
+/// Kind of device a tensor lives on. meta holds shapes and dtypes but no bytes; cuda is
+/// reserved for a CUDA build.
+enum class DeviceType : uint8_t { cpu, cuda, meta };
+inline constexpr int kNumDeviceTypes = 3;
 
-/// A device: its type and index (index 0 for the cpu).
+/// A device: its type and index (index 0 for the cpu and meta).
 struct Device {
   DeviceType type = DeviceType::cpu;
   int index = 0;
   bool operator==(const Device&) const = default;
 };
 inline constexpr Device kCPU{DeviceType::cpu, 0};
-/// "cpu" or "cuda:0".
+/// Shapes only: a tensor on meta has a shape, strides and a dtype and no data.
+inline constexpr Device kMeta{DeviceType::meta, 0};
+/// "cpu", "meta" or "cuda:0".
 std::string device_name(Device d);
+/// Parses "cpu", "meta", "cuda" or "cuda:N"; an error lists the valid forms.
+Device parse_device(const std::string& name);
 
 /// bf16 storage type: the upper 16 bits of an IEEE f32.
 struct BFloat16 {

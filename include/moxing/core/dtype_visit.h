@@ -11,25 +11,15 @@
 
 namespace moxing {
 
+/// Calls f(T{}) with T the element type of t (from MOXING_FORALL_DTYPES).
 template <class F>
 decltype(auto) visit_dtype(DType t, F&& f) {
   switch (t) {
-    case DType::f32:
-      return f(float{});
-    case DType::f64:
-      return f(double{});
-    case DType::bf16:
-      return f(BFloat16{});
-    case DType::f16:
-      return f(Half{});
-    case DType::i64:
-      return f(int64_t{});
-    case DType::i32:
-      return f(int32_t{});
-    case DType::u8:
-      return f(uint8_t{});
-    case DType::boolean:
-      return f(bool{});
+#define MOXING_DTYPE_VISIT(e, T, name, st, torch, fl) \
+  case DType::e:                                      \
+    return f(T{});
+    MOXING_FORALL_DTYPES(MOXING_DTYPE_VISIT)
+#undef MOXING_DTYPE_VISIT
   }
   fail("unknown dtype {}", static_cast<int>(t));
 }

@@ -19,6 +19,55 @@ namespace moxing {
 
 using Shape = std::vector<int64_t>;
 
+/// The device tensor creation uses when none is given: cpu unless a DeviceGuard on this thread
+/// says otherwise.
+Device default_device();
+
+/// Sets this thread's default device for its lifetime, then restores the previous one, as
+/// `with torch.device("meta"):`. Building a model under DeviceGuard(kMeta) makes every tensor
+/// its constructors create a meta tensor: shapes, no memory, no random draws.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(Device d);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  Device previous_;
+};
+
+/// What a creation function makes: a dtype (f32 unless given) and a device (this thread's
+/// default_device() unless given). Converts from a DType or a Device, so `zeros({2}, DType::i64)`
+/// and `zeros({2}, kMeta)` both work; chain for both: `TensorOptions(DType::f64).device(kMeta)`.
+class TensorOptions {
+ public:
+  TensorOptions() = default;
+  TensorOptions(DType dtype) : dtype_(dtype) {}      // NOLINT(google-explicit-constructor)
+  TensorOptions(Device device) : device_(device) {}  // NOLINT(google-explicit-constructor)
+  /// A copy with the dtype set.
+  TensorOptions dtype(DType d) const {
+    TensorOptions o = *this;
+    o.dtype_ = d;
+    return o;
+  }
+  /// A copy with the device set.
+  TensorOptions device(Device d) const {
+    TensorOptions o = *this;
+    o.device_ = d;
+    return o;
+  }
+  DType dtype() const { return dtype_; }
+  /// The device given, or nullopt when creation should use default_device().
+  const std::optional<Device>& device_opt() const { return device_; }
+  /// The device given, else this thread's default_device().
+  Device device() const { return device_ ? *device_ : default_device(); }
+
+ private:
+  DType dtype_ = DType::f32;
+  std::optional<Device> device_;
+};
+
 namespace autograd {
 struct Node;
 }
@@ -31,7 +80,8 @@ struct Storage {
   Device device = kCPU;
   std::shared_ptr<void> owner;  // frees the bytes (or keeps a borrowed buffer's owner alive)
   uint32_t version = 0;
-  /// New zero-initialized-or-not storage of nbytes from the device allocator.
+  /// New uninitialized storage of nbytes from the allocator registered for the device's type
+  /// (core/allocator.h); on meta, data stays null and nothing is allocated.
   static std::shared_ptr<Storage> allocate(size_t nbytes, Device device);
 };
 
@@ -79,6 +129,10 @@ class Tensor {
   int64_t numel() const { return shape_numel(shape()); }
   DType dtype() const { return checked()->dtype; }
   Device device() const { return checked()->storage->device; }
+  /// True on the meta device: shape, strides and dtype, no values.
+  bool is_meta() const { return device().type == DeviceType::meta; }
+  /// This tensor's dtype and device, for creating tensors like it: `zeros(s, x.options())`.
+  TensorOptions options() const { return TensorOptions(dtype()).device(device()); }
   int64_t storage_offset() const { return checked()->offset; }
   bool is_contiguous() const;
   /// Version counter shared with every view of the same storage.
@@ -87,7 +141,9 @@ class Tensor {
   /// True when the two tensors view the same storage.
   bool shares_storage(const Tensor& other) const;
 
-  // ---- data access (cpu)
+  // ---- data access (cpu); each is an error on a meta tensor, which has no values
+  /// Fails naming op when this tensor is on meta (it has shapes only).
+  void check_has_values(const char* op) const;
   /// Typed pointer to the first element (storage data + offset). T must match dtype().
   template <class T>
   T* data() const;
@@ -137,6 +193,11 @@ class Tensor {
   Tensor clone() const;
   /// Converted copy (or *this when the dtype already matches).
   Tensor to(DType dtype) const;
+  /// Copy on another device (or *this when already there). cpu -> meta keeps the shape only;
+  /// meta -> cpu is an error: a meta tensor has no values to copy.
+  Tensor to(Device device) const;
+  /// Copy on another device with another dtype (or *this when both already match).
+  Tensor to(Device device, DType dtype) const;
   Tensor sum() const;
   Tensor mean() const;
 
@@ -158,28 +219,40 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
-/// Prints shape, dtype and values (summarized past 1000 elements).
+/// Prints values, shape and dtype (values summarized past 1000 elements); a meta tensor prints
+/// its shape, dtype and device only.
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 std::string to_string(const Tensor& t);
 
-// ---- creation
+/// The error for reading values of a meta tensor in op (used by ops that need values).
+void check_has_values(const char* op, const Tensor& t);
+/// Fails naming op and two devices when the defined tensors are not all on one device:
+/// "add: tensors on different devices (cpu and meta)". Every multi-input op calls it.
+void check_same_device(const char* op, std::initializer_list<Tensor> tensors);
+void check_same_device(const char* op, const std::vector<Tensor>& tensors);
+
+// ---- creation: each takes TensorOptions (a DType, a Device or both); no device means
+// default_device()
 /// Uninitialized tensor.
-Tensor empty(const Shape& shape, DType dtype = DType::f32);
-Tensor zeros(const Shape& shape, DType dtype = DType::f32);
-Tensor ones(const Shape& shape, DType dtype = DType::f32);
-Tensor full(const Shape& shape, double value, DType dtype = DType::f32);
+Tensor empty(const Shape& shape, TensorOptions options = {});
+Tensor zeros(const Shape& shape, TensorOptions options = {});
+Tensor ones(const Shape& shape, TensorOptions options = {});
+Tensor full(const Shape& shape, double value, TensorOptions options = {});
+/// Like t: same shape, dtype and device.
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
 Tensor empty_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
 /// 0-d tensor holding value.
-Tensor scalar_tensor(double value, DType dtype = DType::f32);
-/// [start, end) with step, as torch.arange.
-Tensor arange(double start, double end, double step = 1.0, DType dtype = DType::i64);
-Tensor arange(int64_t end, DType dtype = DType::i64);
+Tensor scalar_tensor(double value, TensorOptions options = {});
+/// [start, end) with step, as torch.arange (i64 unless a dtype is given).
+Tensor arange(double start, double end, double step = 1.0, TensorOptions options = DType::i64);
+Tensor arange(int64_t end, TensorOptions options = DType::i64);
 /// steps evenly spaced values from start to end inclusive.
-Tensor linspace(double start, double end, int64_t steps, DType dtype = DType::f32);
+Tensor linspace(double start, double end, int64_t steps, TensorOptions options = {});
 /// n x m identity (m defaults to n).
-Tensor eye(int64_t n, int64_t m = -1, DType dtype = DType::f32);
+Tensor eye(int64_t n, int64_t m = -1, TensorOptions options = {});
+// The functions below copy host values, so they always make cpu tensors.
 /// Copies values into a new tensor of the given shape (inferred 1-d when shape is empty).
 template <class T>
 Tensor from_vector(const std::vector<T>& values, const Shape& shape = {});
@@ -192,38 +265,13 @@ Tensor from_blob(void* data, const Shape& shape, DType dtype, std::shared_ptr<vo
 // ---- dtype helpers
 template <class T>
 struct dtype_of;
-template <>
-struct dtype_of<float> {
-  static constexpr DType value = DType::f32;
-};
-template <>
-struct dtype_of<double> {
-  static constexpr DType value = DType::f64;
-};
-template <>
-struct dtype_of<int64_t> {
-  static constexpr DType value = DType::i64;
-};
-template <>
-struct dtype_of<int32_t> {
-  static constexpr DType value = DType::i32;
-};
-template <>
-struct dtype_of<uint8_t> {
-  static constexpr DType value = DType::u8;
-};
-template <>
-struct dtype_of<bool> {
-  static constexpr DType value = DType::boolean;
-};
-template <>
-struct dtype_of<BFloat16> {
-  static constexpr DType value = DType::bf16;
-};
-template <>
-struct dtype_of<Half> {
-  static constexpr DType value = DType::f16;
-};
+#define MOXING_DTYPE_OF(e, T, name, st, torch, fl) \
+  template <>                                      \
+  struct dtype_of<T> {                             \
+    static constexpr DType value = DType::e;       \
+  };
+MOXING_FORALL_DTYPES(MOXING_DTYPE_OF)
+#undef MOXING_DTYPE_OF
 
 template <class T>
 T* Tensor::data() const {

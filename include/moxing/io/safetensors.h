@@ -65,9 +65,8 @@ std::string serialize_safetensors(const NamedTensors& tensors,
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
-/// The file's dtype name for a dtype: "F32", "F64", "BF16", "F16", "I64", "I32", "U8", "BOOL".
+/// The file's dtype name for a dtype ("F32", "BF16", "BOOL"): dtype_safetensors_name from the
+/// dtype table in core/dtype.h, which also has dtype_from_safetensors_name.
 const char* safetensors_dtype_name(DType dtype);
-/// The dtype for a file's dtype name, or nullopt for one moxing does not have.
-std::optional<DType> dtype_from_safetensors_name(const std::string& name);
 
 }  // namespace moxing

@@ -1,6 +1,7 @@
 // Parameter initializers matching torch.nn.init: each fills a tensor in place (no autograd)
 // and returns the same handle. The distributions match torch; the random streams do not
-// (moxing draws from its own Philox generator; gen defaults to default_generator()).
+// (moxing draws from its own Philox generator; gen defaults to default_generator()). On a meta
+// tensor each one is a no-op that draws nothing.
 #pragma once
 
 #include <optional>

@@ -35,12 +35,17 @@ Tensor contiguous(const Tensor& x);
 Tensor clone(const Tensor& x);
 /// Converted copy (x itself when dtype already matches).
 Tensor to_dtype(const Tensor& x, DType dtype);
+/// Copy on device with dtype (x itself when both match); differentiable like to_dtype.
+Tensor to_device(const Tensor& x, Device device, DType dtype);
 /// x broadcast to shape, materialized as a new contiguous tensor.
 Tensor expand_as_copy(const Tensor& x, const Shape& shape);
 
 /// Raw copy of src (broadcast to dst's shape, converted to dst's dtype) into dst's memory.
-/// No autograd, no version bump: the building block of the ops above.
+/// No autograd, no version bump: the building block of the ops above. Across devices it goes
+/// through copy_between_devices.
 void copy_into(const Tensor& dst, const Tensor& src);
+/// The per-device-pair copy: into meta copies nothing; out of meta is an error (no values).
+void copy_between_devices(const Tensor& dst, const Tensor& src);
 
 /// Wraps a possibly negative dim into [0, ndim), or an error naming the op.
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);

@@ -55,7 +55,7 @@ class Adam : public Optimizer {
   Adam(const char* name, bool decoupled_weight_decay, Hyper defaults);
   void check_options(const Hyper& options) const override;
   void update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-              std::map<std::string, Tensor>& state) override;
+              std::map<std::string, Tensor>& state, int64_t& step) override;
 
  private:
   bool decoupled_weight_decay_;

@@ -64,12 +64,16 @@ class Optimizer {
   /// Adds a group (its overrides completed from defaults()); a parameter may be in one group.
   void add_param_group(ParamGroup group);
 
-  /// The state of parameter i (counted through all groups); empty before its first update.
+  /// The state tensors of parameter i (counted through all groups); empty before its first
+  /// update. The step count is not among them: see step_count.
   std::map<std::string, Tensor>& state(size_t param_index);
+  /// How many updates parameter i has had, kept on the host so that a step never reads a
+  /// tensor back (0 for optimizers without a step count, such as SGD).
+  int64_t step_count(size_t param_index) const;
   size_t num_params() const { return state_.size(); }
 
   /// The moment tensors share storage with the live state (they change with the next step):
-  /// clone them to keep a snapshot.
+  /// clone them to keep a snapshot. A parameter's step count is the 0-d f64 "state.<i>.step".
   OptimizerState state_dict() const;
   /// Restores hyper-parameters and copies of the state tensors. The groups must have the
   /// same sizes and parameter shapes as when the state was saved.
@@ -81,15 +85,17 @@ class Optimizer {
   void init_groups(std::vector<ParamGroup> groups);
   /// Throws moxing::Error naming the optimizer and the bad value.
   virtual void check_options(const Hyper& options) const = 0;
-  /// One parameter's update; grad is defined and shaped like param.
+  /// One parameter's update; grad is defined and shaped like param. An optimizer that counts
+  /// steps increments `step` (the parameter's host-side count, 0 before its first update).
   virtual void update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-                      std::map<std::string, Tensor>& state) = 0;
+                      std::map<std::string, Tensor>& state, int64_t& step) = 0;
 
  private:
   std::string name_;
   Hyper defaults_;
   std::vector<ParamGroup> groups_;
   std::vector<std::map<std::string, Tensor>> state_;
+  std::vector<int64_t> steps_;  // per parameter, beside state_
 };
 
 /// Hyper-parameters of a typed options struct (one with a visit(f) listing its fields).

@@ -39,7 +39,7 @@ class SGD : public Optimizer {
  protected:
   void check_options(const Hyper& options) const override;
   void update(const ParamGroup& group, Tensor& param, const Tensor& grad,
-              std::map<std::string, Tensor>& state) override;
+              std::map<std::string, Tensor>& state, int64_t& step) override;
 };
 
 }  // namespace moxing::optim
