@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "command.h"
+#include "moxing/core/allocator.h"
+#include "moxing/models/family.h"
 #include "moxing/models/generation.h"
 #include "moxing/moxing.h"
 
@@ -28,6 +30,7 @@ struct GptBenchOptions {
   int64_t layers = 12, heads = 12, width = 768, vocab = 50257, positions = 1024;
   int64_t batch = 4, seq = 256, steps = 3;
   int64_t prompt_tokens = 32, new_tokens = 128;
+  std::string model;  // --task load: a model folder
   bool json = false;
 };
 
@@ -41,10 +44,45 @@ double peak_rss_mb() {
   return static_cast<double>(u.ru_maxrss) / 1024.0;
 }
 
+// --task build: the model built on the meta device (shapes only), best of 5; --task load:
+// models::from_pretrained of a folder (built on meta, weights viewing the mapped file).
+int run_gpt_build_or_load(const GptBenchOptions& o) {
+  nlohmann::json out = {{"peer", "moxing"}, {"task", o.task}};
+  if (o.task == "build") {
+    nlohmann::json fields = {{"n_layer", o.layers},
+                             {"n_head", o.heads},
+                             {"n_embd", o.width},
+                             {"vocab_size", o.vocab},
+                             {"n_positions", o.positions}};
+    double best = 1e30;
+    int64_t params = 0;
+    for (int i = 0; i < 5; ++i) {
+      auto t = Clock::now();
+      DeviceGuard meta(kMeta);
+      models::Model m = models::build_model(models::find_family("gpt2"), fields);
+      best = std::min(best, seconds_since(t));
+      params = m.module->num_parameters();
+    }
+    out["parameters"] = params;
+    out["seconds"] = best;
+    out["cpu_bytes_in_use"] = allocator_bytes_in_use(DeviceType::cpu);
+  } else {
+    MOXING_CHECK(!o.model.empty(), "bench-gpt --task load needs --model DIR");
+    auto t = Clock::now();
+    models::Model m = models::from_pretrained(o.model);
+    out["seconds"] = seconds_since(t);
+    out["parameters"] = m.module->num_parameters();
+  }
+  out["peak_rss_mb"] = peak_rss_mb();
+  std::cout << (o.json ? out.dump() : out.dump(2)) << "\n";
+  return 0;
+}
+
 int run_gpt_bench(const GptBenchOptions& o) {
-  MOXING_CHECK(o.task == "train" || o.task == "generate",
-               "bench-gpt: --task must be train or generate, got {}", o.task);
   if (o.threads > 0) set_num_threads(o.threads);
+  if (o.task == "build" || o.task == "load") return run_gpt_build_or_load(o);
+  MOXING_CHECK(o.task == "train" || o.task == "generate",
+               "bench-gpt: --task must be train, generate, build or load, got {}", o.task);
   models::GPTConfig c;
   c.n_layer = o.layers;
   c.n_head = o.heads;
@@ -118,7 +156,10 @@ Command add_gpt_bench_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "bench-gpt",
       "Time a GPT-2 training step or KV-cache generation (peer: bench/peer/gpt_torch.py)");
-  cmd->add_option("--task", o->task, "train (one AdamW step) or generate (greedy, KV cache)");
+  cmd->add_option("--task", o->task,
+                  "train (one AdamW step), generate (greedy, KV cache), build (on the meta "
+                  "device) or load (from_pretrained of --model DIR)");
+  cmd->add_option("--model", o->model, "The model folder for --task load");
   cmd->add_option("--threads", o->threads, "Threads (default: MOXING_NUM_THREADS or all cores)");
   cmd->add_option("--layers", o->layers, "n_layer (default 12)");
   cmd->add_option("--heads", o->heads, "n_head (default 12)");

@@ -118,12 +118,13 @@ class CpuAllocator final : public Allocator {
 };
 
 // A meta storage keeps its nbytes (so views and sizes work as on any device) and a null data
-// pointer; only the count of storages is kept.
+// pointer. Its counters count the bytes the storages would hold, so that running a model on
+// meta measures the memory a real run would need.
 class MetaAllocator final : public Allocator {
  public:
-  std::shared_ptr<void> allocate(size_t, Device) override {
-    counters_.on_allocate(0);
-    return {};
+  std::shared_ptr<void> allocate(size_t nbytes, Device) override {
+    counters_.on_allocate(nbytes);
+    return std::shared_ptr<void>(nullptr, [this, nbytes](void*) { counters_.on_free(nbytes); });
   }
   AllocatorStats stats() const override { return counters_.get(); }
 

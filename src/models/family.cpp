@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <mutex>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -45,18 +45,25 @@ std::string registered_names() {
 // Keys of config.json that describe the file, not the family's fields.
 const char* kFileKeys[] = {"model_type", "architectures", "dtype", "torch_dtype"};
 
-// "float32" as transformers writes config.json's dtype.
-std::string config_dtype_name(DType t) {
-  switch (t) {
-    case DType::f64:
-      return "float64";
-    case DType::bf16:
-      return "bfloat16";
-    case DType::f16:
-      return "float16";
-    default:
-      return "float32";
+// "float32" as transformers writes config.json's dtype: torch's name without "torch.".
+std::string config_dtype_name(DType t) { return std::string(dtype_torch_name(t)).substr(6); }
+
+// config.json's "dtype" (newer transformers) or "torch_dtype"; f32 when it names none.
+DType config_dtype(const json& config, const std::string& where) {
+  for (const char* key : {"dtype", "torch_dtype"}) {
+    if (!config.contains(key) || config[key].is_null()) continue;
+    MOXING_CHECK(config[key].is_string(), "{}: \"{}\" must be a string, got {}", where, key,
+                 config[key].dump());
+    std::string name = config[key].get<std::string>();
+    for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
+      if (name == config_dtype_name(t) || name == dtype_torch_name(t)) return t;
+    }
+    fail(
+        "{}: \"{}\": {} is not a floating dtype moxing has (float32, float64, bfloat16, "
+        "float16)",
+        where, key, name);
   }
+  return DType::f32;
 }
 
 // The files holding a folder's weights: model.safetensors, or the shards of its index.
@@ -154,10 +161,11 @@ nn::TensorList map_file_tensors(const std::vector<SafetensorsFile>& files, const
 }
 
 void load_into(const std::vector<SafetensorsFile>& files, const Model& model, bool allow_missing,
-               LoadReport* report, const std::string& where) {
+               bool assign, LoadReport* report, const std::string& where) {
   nn::TensorList state = map_file_tensors(files, model);
   try {
-    nn::LoadStateDictResult r = model.module->load_state_dict(state, !allow_missing);
+    nn::LoadStateDictResult r =
+        model.module->load_state_dict(state, {.strict = !allow_missing, .assign = assign});
     if (report != nullptr) {
       report->newly_initialized = r.missing_keys;
       report->unused = r.unexpected_keys;
@@ -282,9 +290,16 @@ Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
     }
   }
   for (const auto& [k, v] : options.overrides.items()) config[k] = v;
+  const DType dtype = options.dtype ? *options.dtype : config_dtype(config, config_path);
   Model m;
   try {
+    // on meta: shapes only, no memory and no random draws; the weights then take the file's
+    // storage. A model that may lack tensors in the file (a new head) is built for real, so
+    // that those keep their initialization.
+    std::optional<DeviceGuard> meta;
+    if (!options.allow_missing) meta.emplace(kMeta);
     m = build_model(family, config, arch, nullptr, /*keep_unknown=*/true);
+    if (dtype != DType::f32) m.module->to(dtype);
   } catch (const Error& e) {
     std::string msg = e.what();
     const std::string prefix = "config: ";
@@ -292,14 +307,15 @@ Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
     fail("{}: {}", config_path, msg);
   }
   std::vector<SafetensorsFile> files = load_weight_files(dir);
-  load_into(files, m, options.allow_missing, report,
+  load_into(files, m, options.allow_missing, /*assign=*/true, report,
             fmt::format("{} does not match {}", files.front().path, config_path));
+  m.module->eval();  // as transformers' from_pretrained: training turns dropout back on
   return m;
 }
 
 void load_weights(const std::string& dir, const Model& model) {
   std::vector<SafetensorsFile> files = load_weight_files(dir);
-  load_into(files, model, false, nullptr, files.front().path);
+  load_into(files, model, false, /*assign=*/false, nullptr, files.front().path);
 }
 
 std::vector<std::pair<std::string, Tensor>> weights_for_saving(const Model& model) {

@@ -108,10 +108,12 @@ GPTAttention::GPTAttention(const GPTConfig& config, Generator* gen)
       scale_attn_weights(config.scale_attn_weights) {
   double std = config.initializer_range;
   double proj_std = std / std::sqrt(2.0 * static_cast<double>(config.n_layer));
-  c_attn = register_module("c_attn", gpt_linear(config.n_embd, 3 * config.n_embd, std, gen));
-  c_proj = register_module("c_proj", gpt_linear(config.n_embd, config.n_embd, proj_std, gen));
-  resid_dropout =
-      register_module("resid_dropout", std::make_shared<nn::Dropout>(config.resid_pdrop));
+  c_attn = register_slot<nn::UnaryModule>("c_attn",
+                                          gpt_linear(config.n_embd, 3 * config.n_embd, std, gen));
+  c_proj = register_slot<nn::UnaryModule>("c_proj",
+                                          gpt_linear(config.n_embd, config.n_embd, proj_std, gen));
+  resid_dropout = register_slot<nn::UnaryModule>("resid_dropout",
+                                                 std::make_shared<nn::Dropout>(config.resid_pdrop));
 }
 
 // x (B,T,C) -> q, k, v (B,NH,T,HS) -> softmax(q k^T / sqrt(HS) + causal mask) v -> (B,T,C)
@@ -153,9 +155,12 @@ Tensor GPTAttention::forward(const Tensor& x, Tensor* k_cache, Tensor* v_cache, 
 GPTMLP::GPTMLP(const GPTConfig& config, Generator* gen) : activation(config.activation_function) {
   double std = config.initializer_range;
   double proj_std = std / std::sqrt(2.0 * static_cast<double>(config.n_layer));
-  c_fc = register_module("c_fc", gpt_linear(config.n_embd, config.inner_dim(), std, gen));
-  c_proj = register_module("c_proj", gpt_linear(config.inner_dim(), config.n_embd, proj_std, gen));
-  dropout = register_module("dropout", std::make_shared<nn::Dropout>(config.resid_pdrop));
+  c_fc = register_slot<nn::UnaryModule>("c_fc",
+                                        gpt_linear(config.n_embd, config.inner_dim(), std, gen));
+  c_proj = register_slot<nn::UnaryModule>(
+      "c_proj", gpt_linear(config.inner_dim(), config.n_embd, proj_std, gen));
+  dropout =
+      register_slot<nn::UnaryModule>("dropout", std::make_shared<nn::Dropout>(config.resid_pdrop));
 }
 
 Tensor GPTMLP::forward(const Tensor& x) {
@@ -171,12 +176,12 @@ Tensor GPTMLP::forward(const Tensor& x) {
 }
 
 GPTBlock::GPTBlock(const GPTConfig& config, Generator* gen) {
-  ln_1 = register_module(
+  ln_1 = register_slot<nn::UnaryModule>(
       "ln_1", std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.layer_norm_epsilon));
-  attn = register_module("attn", std::make_shared<GPTAttention>(config, gen));
-  ln_2 = register_module(
+  attn = register_slot<GPTAttention>("attn", std::make_shared<GPTAttention>(config, gen));
+  ln_2 = register_slot<nn::UnaryModule>(
       "ln_2", std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.layer_norm_epsilon));
-  mlp = register_module("mlp", std::make_shared<GPTMLP>(config, gen));
+  mlp = register_slot<nn::UnaryModule>("mlp", std::make_shared<GPTMLP>(config, gen));
 }
 
 Tensor GPTBlock::forward(const Tensor& x, Tensor* k_cache, Tensor* v_cache, int64_t past) {
@@ -188,15 +193,15 @@ GPTModel::GPTModel(const GPTConfig& config, Generator* gen) {
   auto embedding = [&](const char* name, int64_t rows) {
     auto e = std::make_shared<nn::Embedding>(rows, config.n_embd, std::nullopt, gen);
     nn::init::normal_(e->weight, 0.0, config.initializer_range, gen);
-    return register_module(name, e);
+    return register_slot<nn::UnaryModule>(name, e);
   };
   wte = embedding("wte", config.vocab_size);
   wpe = embedding("wpe", config.n_positions);
-  drop = register_module("drop", std::make_shared<nn::Dropout>(config.embd_pdrop));
+  drop = register_slot<nn::UnaryModule>("drop", std::make_shared<nn::Dropout>(config.embd_pdrop));
   h = register_module("h", std::make_shared<nn::ModuleList>());
   for (int64_t l = 0; l < config.n_layer; ++l)
     h->push_back(std::make_shared<GPTBlock>(config, gen));
-  ln_f = register_module(
+  ln_f = register_slot<nn::UnaryModule>(
       "ln_f", std::make_shared<nn::LayerNorm>(Shape{config.n_embd}, config.layer_norm_epsilon));
 }
 
@@ -205,13 +210,19 @@ GPTModel::GPTModel(const GPTConfig& config, Generator* gen) {
 GPT::GPT(const GPTConfig& config, Generator* gen) : config_(config) {
   config_.validate();
   transformer = register_module("transformer", std::make_shared<GPTModel>(config_, gen));
-  head = std::make_shared<nn::Linear>(config_.n_embd, config_.vocab_size, false, gen);
+  const Tensor& wte = transformer->wte.as<nn::Embedding>()->weight;
+  std::shared_ptr<nn::Linear> linear;
   if (config_.tie_word_embeddings) {
-    head->weight = head->register_parameter("weight", transformer->wte->weight);
+    {
+      DeviceGuard meta(kMeta);  // no (V,C) table drawn only to be replaced by wte's
+      linear = std::make_shared<nn::Linear>(config_.n_embd, config_.vocab_size, false, gen);
+    }
+    linear->weight = linear->register_parameter("weight", wte);
   } else {
-    nn::init::normal_(head->weight, 0.0, config_.initializer_range, gen);
+    linear = std::make_shared<nn::Linear>(config_.n_embd, config_.vocab_size, false, gen);
+    nn::init::normal_(linear->weight, 0.0, config_.initializer_range, gen);
   }
-  register_module("lm_head", head);
+  head = register_slot<nn::UnaryModule>("lm_head", linear);
 }
 
 Tensor GPT::hidden_states(const Tensor& ids, KVCache* cache) {
@@ -223,7 +234,7 @@ Tensor GPT::hidden_states(const Tensor& ids, KVCache* cache) {
 KVCache GPT::make_cache(int64_t batch, int64_t capacity) const {
   return KVCache(config_.n_layer, batch, config_.n_head,
                  capacity > 0 ? capacity : config_.n_positions, config_.n_embd / config_.n_head,
-                 transformer->wte->weight.dtype());
+                 transformer->wte.as<nn::Embedding>()->weight.dtype());
 }
 
 Tensor GPT::run_body(const Tensor& ids_in, KVCache* cache) {

@@ -44,10 +44,10 @@ std::optional<int64_t> first_out_of_range(const Tensor& idx, int64_t size) {
 }
 
 // index as contiguous i64 whose values are all valid positions along dim d of size `size`.
-// The range check reads the index values, so a meta index is an error here.
+// The range check reads the index values: on meta it is skipped, as torch's meta kernels do.
 Tensor checked_index(const Tensor& index, const char* op, int64_t d, int64_t size) {
   Tensor idx = index_as_i64(index, op);
-  check_has_values(op, idx);
+  if (idx.is_meta()) return idx;
   if (auto bad = first_out_of_range(idx, size)) {
     fail("{}: index {} is out of range for dim {} of size {}", op, *bad, d, size);
   }

@@ -371,6 +371,19 @@ models::Model build_run_model(const Config& config, const nlohmann::json& facts,
   MOXING_CHECK(m.family == &family, "config: [model] pretrained {} holds a {} model, not {}",
                config.model.pretrained, m.family->name, family.name);
   run.note(fmt::format("model: from {}", config.model.pretrained));
+  // training keeps f32 master weights in memory of their own (the loaded ones view the file,
+  // some transposed): one copy now, and the fused optimizer kernels apply
+  nn::TensorList owned;
+  std::vector<std::string> converted;
+  for (const auto& [name, p] : m.module->state_dict()) {
+    if (is_floating(p.dtype()) && p.dtype() != DType::f32) converted.push_back(name);
+    owned.emplace_back(name, (is_floating(p.dtype()) ? p.to(DType::f32) : p).contiguous().clone());
+  }
+  m.module->load_state_dict(owned, {.strict = true, .assign = true});
+  if (!converted.empty()) {
+    run.note(fmt::format("note: {} tensors of {} converted to f32 master weights for training",
+                         converted.size(), config.model.pretrained));
+  }
   if (!report.newly_initialized.empty()) {
     run.note(fmt::format("note: newly initialized (not in {}): {}", config.model.pretrained,
                          fmt::join(report.newly_initialized, ", ")));

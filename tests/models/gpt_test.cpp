@@ -142,6 +142,8 @@ TEST(GPT, TrainingLossAndGradientsMatchTransformers) {
 
 TEST(GPT, GreedyGenerationMatchesTransformers) {
   auto model = GPT::from_pretrained(kModelDir);
+  EXPECT_FALSE(model->is_training());  // as transformers' from_pretrained
+  model->train();
   std::vector<int32_t> prompt = ids_of(reference().get("greedy_prompt"));
   std::vector<int32_t> expected = ids_of(reference().get("greedy_out"));
   SamplingConfig cfg;

@@ -8,7 +8,6 @@
 
 using namespace moxing;
 using moxing::testing::expect_error;
-using moxing::testing::needs_values;
 using moxing::testing::OpCase;
 using V = std::vector<Tensor>;
 
@@ -25,16 +24,15 @@ Tensor masked(const Tensor& out, const Tensor& idx, int64_t pad) {
 }  // namespace
 
 // every row checks its indices against V, so on meta each is the meta error
-MOXING_OP_CASES(
-    "embedding",
-    std::vector<OpCase>{
-        needs_values({"embedding_bt", [](const V& x) { return embedding(x[0], x[1]); }}),
-        needs_values({"embedding_1d_repeats", [](const V& x) { return embedding(x[0], x[1]); }}),
-        needs_values({"embedding_padding",
-                      [](const V& x) { return masked(embedding(x[0], x[1], 0), x[1], 0); }}),
-        needs_values({"embedding_padding_last",
-                      [](const V& x) { return masked(embedding(x[0], x[1], 4), x[1], 4); }}),
-    });
+MOXING_OP_CASES("embedding",
+                std::vector<OpCase>{
+                    {"embedding_bt", [](const V& x) { return embedding(x[0], x[1]); }},
+                    {"embedding_1d_repeats", [](const V& x) { return embedding(x[0], x[1]); }},
+                    {"embedding_padding",
+                     [](const V& x) { return masked(embedding(x[0], x[1], 0), x[1], 0); }},
+                    {"embedding_padding_last",
+                     [](const V& x) { return masked(embedding(x[0], x[1], 4), x[1], 4); }},
+                });
 
 TEST(Embedding, LargeBackwardCountsEveryLookupForAnyThreadCount) {
   // many lookups into a small table: the backward runs split by vocabulary row

@@ -105,7 +105,7 @@ TEST(Config, ResolvedConfigsOfOlderVersionsLoad) {
       "[model]\nname = \"{}\"\nhidden = [64]\nchannels = [8]\nkernel_size = 5\nn_layer = 2\n"
       "n_head = 2\nn_embd = 32\nn_positions = 16\ndropout = 0.0\n";
   Config mlp = Config::from_toml(fmt::format(fmt::runtime(old_model), "mlp"));
-  EXPECT_EQ(mlp.model.resolved(), nlohmann::json({{"hidden", {64}}}));
+  EXPECT_EQ(mlp.model.resolved(), nlohmann::json({{"hidden", {64}}, {"hidden_dropout_prob", 0.0}}));
   Config cnn = Config::from_toml(fmt::format(fmt::runtime(old_model), "cnn"));
   EXPECT_EQ(cnn.model.resolved().at("kernel_size"), 5);
   Config gpt = Config::from_toml(fmt::format(fmt::runtime(old_model), "gpt") +

@@ -167,6 +167,9 @@ struct PretrainedOptions {
   bool allow_missing = false;
   /// Config fields replacing the folder's (e.g. num_labels for a new head).
   nlohmann::json overrides = nlohmann::json::object();
+  /// The weights' dtype; unset: config.json's "dtype" (or "torch_dtype"), f32 when it has none.
+  /// A file tensor of another dtype is an error: conversions happen only when asked.
+  std::optional<DType> dtype;
 };
 
 /// What from_pretrained found besides the weights it loaded.
@@ -177,8 +180,11 @@ struct LoadReport {
 
 /// Loads a model folder: config.json (family by model_type or architectures; the field table
 /// checks it, unknown keys are kept), then model.safetensors or the shards a
-/// model.safetensors.index.json lists, through the family's weight rules. Missing, unexpected
-/// and mis-shaped tensors are reported in one error (unless options allow them).
+/// model.safetensors.index.json lists, through the family's weight rules. The model is built on
+/// the meta device (no memory, no random draws) and its weights take the memory-mapped file's
+/// storage: no copy where the file's alignment allows (transposed weights are views). Missing,
+/// unexpected, mis-shaped and wrong-dtype tensors are reported in one error (unless options
+/// allow missing ones). The model is in eval mode, as transformers returns it.
 Model from_pretrained(const std::string& dir, const PretrainedOptions& options = {},
                       LoadReport* report = nullptr);
 

@@ -90,8 +90,8 @@ class GPTAttention : public nn::Module {
   int64_t n_head;
   double attn_pdrop;
   bool scale_attn_weights;
-  std::shared_ptr<nn::Linear> c_attn, c_proj;
-  std::shared_ptr<nn::Dropout> resid_dropout;
+  nn::Slot<nn::UnaryModule> c_attn, c_proj;  // nn::Linear unless surgery swapped them
+  nn::Slot<nn::UnaryModule> resid_dropout;
 };
 
 /// c_fc (C -> inner), activation, c_proj (inner -> C), dropout.
@@ -101,8 +101,8 @@ class GPTMLP : public nn::UnaryModule {
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "GPT2MLP"; }
   std::string activation;
-  std::shared_ptr<nn::Linear> c_fc, c_proj;
-  std::shared_ptr<nn::Dropout> dropout;
+  nn::Slot<nn::UnaryModule> c_fc, c_proj;  // nn::Linear unless surgery swapped them
+  nn::Slot<nn::UnaryModule> dropout;
 };
 
 /// x = x + attn(ln_1(x)); x = x + mlp(ln_2(x)) (pre-LayerNorm).
@@ -113,9 +113,9 @@ class GPTBlock : public nn::Module {
   Tensor forward(const Tensor& x, Tensor* k_cache = nullptr, Tensor* v_cache = nullptr,
                  int64_t past = 0);
   std::string type_name() const override { return "GPT2Block"; }
-  std::shared_ptr<nn::LayerNorm> ln_1, ln_2;
-  std::shared_ptr<GPTAttention> attn;
-  std::shared_ptr<GPTMLP> mlp;
+  nn::Slot<nn::UnaryModule> ln_1, ln_2;
+  nn::Slot<GPTAttention> attn;
+  nn::Slot<nn::UnaryModule> mlp;
 };
 
 /// The transformer body (transformers' GPT2Model): wte, wpe, drop, h.0 .. h.{L-1}, ln_f.
@@ -123,10 +123,10 @@ class GPTModel : public nn::Module {
  public:
   GPTModel(const GPTConfig& config, Generator* gen);
   std::string type_name() const override { return "GPT2Model"; }
-  std::shared_ptr<nn::Embedding> wte, wpe;  // (V,C), (n_positions,C)
-  std::shared_ptr<nn::Dropout> drop;
-  std::shared_ptr<nn::ModuleList> h;
-  std::shared_ptr<nn::LayerNorm> ln_f;
+  nn::Slot<nn::UnaryModule> wte, wpe;  // nn::Embedding (V,C), (n_positions,C)
+  nn::Slot<nn::UnaryModule> drop;
+  std::shared_ptr<nn::ModuleList> h;  // reads its children through the registry
+  nn::Slot<nn::UnaryModule> ln_f;
 };
 
 /// GPT-2 with its language-model head: ids (B,T) -> next-token logits (B,T,V).
@@ -159,7 +159,7 @@ class GPT : public nn::Module, public CausalLM {
   std::string type_name() const override { return "GPT2LMHeadModel"; }
 
   std::shared_ptr<GPTModel> transformer;
-  std::shared_ptr<nn::Linear> head;  // "lm_head"; its weight is wte's when tied
+  nn::Slot<nn::UnaryModule> head;  // "lm_head", nn::Linear; its weight is wte's when tied
 
  private:
   Tensor run_body(const Tensor& ids, KVCache* cache);
