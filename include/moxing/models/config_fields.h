@@ -97,7 +97,10 @@ C config_from_json(const nlohmann::json& j, const std::string& where,
   MOXING_CHECK(j.is_object(), "{}: expected a JSON object, got {}", where, j.dump());
   C c;
   std::vector<std::string> keys = config_keys<C>();
-  for (const auto& [key, value] : j.items()) {
+  for (const auto& item : j.items()) {
+    // named copies: clang 14 cannot capture structured bindings in the lambda below
+    const std::string key = item.key();
+    const nlohmann::json& value = item.value();
     bool found = false;
     c.visit([&](const char* k, auto& field) {
       if (key != k) return;
