@@ -95,6 +95,9 @@ struct Counters {
     }
   }
   void on_free(size_t n) { in_use.fetch_sub(n, std::memory_order_relaxed); }
+  void reset_peak() {
+    peak.store(in_use.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
   AllocatorStats get() const {
     return {in_use.load(std::memory_order_relaxed), peak.load(std::memory_order_relaxed),
             allocations.load(std::memory_order_relaxed)};
@@ -112,6 +115,7 @@ class CpuAllocator final : public Allocator {
     });
   }
   AllocatorStats stats() const override { return counters_.get(); }
+  void reset_peak() override { counters_.reset_peak(); }
 
  private:
   Counters counters_;
@@ -127,6 +131,7 @@ class MetaAllocator final : public Allocator {
     return std::shared_ptr<void>(nullptr, [this, nbytes](void*) { counters_.on_free(nbytes); });
   }
   AllocatorStats stats() const override { return counters_.get(); }
+  void reset_peak() override { counters_.reset_peak(); }
 
  private:
   Counters counters_;
@@ -162,6 +167,10 @@ Allocator& allocator_for(DeviceType type) {
 AllocatorStats allocator_stats(DeviceType type) {
   Allocator* a = registry()[static_cast<size_t>(type)];
   return a != nullptr ? a->stats() : AllocatorStats{};
+}
+
+void allocator_reset_peak(DeviceType type) {
+  if (Allocator* a = registry()[static_cast<size_t>(type)]; a != nullptr) a->reset_peak();
 }
 
 size_t allocator_bytes_in_use(DeviceType type) { return allocator_stats(type).bytes_in_use; }

@@ -45,7 +45,17 @@ class KernelTable {
     }
     return fn;
   }
-  bool has(DeviceType device, DType dtype) const { return table_[index(device, dtype)] != nullptr; }
+  /// True when get(device, dtype) gives a kernel. On meta: when some device has one for the
+  /// dtype, so that an op on meta takes the path (fused or composite) a real device takes and
+  /// meta measures the memory that path holds.
+  bool has(DeviceType device, DType dtype) const {
+    if (device != DeviceType::meta) return table_[index(device, dtype)] != nullptr;
+    if constexpr (MetaKernel<Fn>::kReturnsValue) return false;
+    for (size_t d = 0; d < kNumDeviceTypes; ++d) {
+      if (table_[index(static_cast<DeviceType>(d), dtype)] != nullptr) return true;
+    }
+    return false;
+  }
 
  private:
   static size_t index(DeviceType d, DType t) {

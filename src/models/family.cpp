@@ -297,7 +297,7 @@ Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
     // storage. A model that may lack tensors in the file (a new head) is built for real, so
     // that those keep their initialization.
     std::optional<DeviceGuard> meta;
-    if (!options.allow_missing) meta.emplace(kMeta);
+    if (!options.allow_missing || !options.weights) meta.emplace(kMeta);
     m = build_model(family, config, arch, nullptr, /*keep_unknown=*/true);
     if (dtype != DType::f32) m.module->to(dtype);
   } catch (const Error& e) {
@@ -306,10 +306,11 @@ Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
     if (msg.compare(0, prefix.size(), prefix) == 0) msg = msg.substr(prefix.size());
     fail("{}: {}", config_path, msg);
   }
+  m.module->eval();  // as transformers' from_pretrained: training turns dropout back on
+  if (!options.weights) return m;
   std::vector<SafetensorsFile> files = load_weight_files(dir);
   load_into(files, m, options.allow_missing, /*assign=*/true, report,
             fmt::format("{} does not match {}", files.front().path, config_path));
-  m.module->eval();  // as transformers' from_pretrained: training turns dropout back on
   return m;
 }
 

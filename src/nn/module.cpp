@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -354,29 +355,38 @@ LoadStateDictResult Module::load_state_dict(const TensorList& state, const LoadO
   return result;
 }
 
-void Module::to(DType dtype) {
-  MOXING_CHECK(is_floating(dtype), "{}: to: {} is not a floating dtype", type_name(),
-               dtype_name(dtype));
+void Module::convert_tensors(const std::function<bool(const Tensor&)>& needs,
+                             const std::function<Tensor(const Tensor&)>& convert) {
   NoGradGuard guard;
   std::set<TensorImpl*> done;
   for (const auto& [prefix, m] : named_modules()) {
     for (auto* list : {&m->parameters_, &m->buffers_}) {
       for (auto& [n, t] : *list) {
-        if (!is_floating(t.dtype()) || t.dtype() == dtype || !done.insert(t.impl()).second) {
-          continue;
-        }
+        if (!needs(t) || !done.insert(t.impl()).second) continue;
         // rewrite the impl in place so that every handle to it (the layer's members) follows
-        Tensor c = t.to(dtype).contiguous();
+        Tensor c = convert(t).contiguous();
         TensorImpl* impl = t.impl();
         impl->storage = c.impl()->storage;
         impl->shape = c.shape();
         impl->strides = c.strides();
         impl->offset = c.storage_offset();
-        impl->dtype = dtype;
+        impl->dtype = c.dtype();
         impl->grad.reset();
       }
     }
   }
+}
+
+void Module::to(DType dtype) {
+  MOXING_CHECK(is_floating(dtype), "{}: to: {} is not a floating dtype", type_name(),
+               dtype_name(dtype));
+  convert_tensors([dtype](const Tensor& t) { return is_floating(t.dtype()) && t.dtype() != dtype; },
+                  [dtype](const Tensor& t) { return t.to(dtype); });
+}
+
+void Module::to(Device device) {
+  convert_tensors([device](const Tensor& t) { return t.device() != device; },
+                  [device](const Tensor& t) { return t.to(device); });
 }
 
 int64_t Module::num_parameters(bool trainable_only) const {

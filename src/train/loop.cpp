@@ -326,14 +326,8 @@ void prune_checkpoints(const std::string& out, int64_t keep) {
 
 }  // namespace
 
-// ---- the loop
-
-namespace {
-
-// The run's model: the [model] family built from the config and the data's facts, or a
-// pretrained folder with the config's fields on top.
-models::Model build_run_model(const Config& config, const nlohmann::json& facts, Generator* gen,
-                              const Run& run) {
+models::Model detail::build_run_model(const Config& config, const nlohmann::json& facts,
+                                      Generator* gen, const Run& run) {
   const models::Family& family = models::find_family(config.model.name);
   std::string arch;
   for (const models::Architecture& a : family.architectures) {
@@ -354,6 +348,7 @@ models::Model build_run_model(const Config& config, const nlohmann::json& facts,
   models::PretrainedOptions po;
   po.architecture = arch;
   po.allow_missing = true;
+  po.weights = default_device().type != DeviceType::meta;  // an estimate reads no weights
   // the fields the config names (shorthands expanded) replace the folder's
   for (const auto& [k, v] : config.model.fields.items()) {
     if (fields.contains(k)) po.overrides[k] = fields.at(k);
@@ -394,6 +389,10 @@ models::Model build_run_model(const Config& config, const nlohmann::json& facts,
   }
   return m;
 }
+
+// ---- the loop
+
+namespace {
 
 std::optional<double> metric(const Metrics& m, const std::string& key) {
   auto it = m.find(key);
@@ -506,7 +505,7 @@ TrainSummary Loop::fit() {
   nlohmann::json facts = task_->setup_data(run_);
   auto seed = static_cast<uint64_t>(tc_.seed);
   Generator init_gen(seed);
-  models::Model model = build_run_model(config_, facts, &init_gen, run_);
+  models::Model model = detail::build_run_model(config_, facts, &init_gen, run_);
   manual_seed(seed);
   run_.note(fmt::format("model: {}: {:.2f}M parameters", model.family->describe(model.config),
                         static_cast<double>(model.module->num_parameters()) / 1e6));
@@ -791,6 +790,30 @@ LoadedRun load_run(const std::string& path) {
   }
   r.model.module->eval();
   return r;
+}
+
+Config training_config_of(const std::string& path) {
+  const std::string ckpt = resolve_checkpoint(path);
+  const fs::path dir = fs::absolute(ckpt);
+  Config config;
+  nlohmann::json state;
+  if (fs::exists(dir / "trainer_state.json")) state = read_trainer_state(ckpt);
+  if (state.contains("config")) {
+    config = Config::from_json(state["config"]);
+  } else if (fs::exists(dir / "config.json")) {
+    nlohmann::json j = models::read_config_json(ckpt);
+    const models::Family& family = models::family_of_config(j, (dir / "config.json").string());
+    config.model.name = family.name;
+    config.train.task = family.architecture().task;
+    for (const models::Architecture& a : family.architectures) {
+      for (const nlohmann::json& name : j.value("architectures", nlohmann::json::array())) {
+        if (name.is_string() && name.get<std::string>() == a.name) config.train.task = a.task;
+      }
+    }
+  }
+  // the folder's config.json holds the model (an older checkpoint without one: the config's)
+  if (fs::exists(dir / "config.json")) config.model.pretrained = ckpt;
+  return config;
 }
 
 }  // namespace moxing::train

@@ -7,9 +7,12 @@
 #include <optional>
 #include <string>
 
+#include "moxing/core/rng.h"
+#include "moxing/models/family.h"
 #include "moxing/optim/optimizer.h"
 #include "moxing/optim/scheduler.h"
 #include "moxing/train/config.h"
+#include "moxing/train/task.h"
 
 namespace moxing::train::detail {
 
@@ -29,6 +32,12 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const ScheduleConfig& c, opti
 inline nlohmann::json opt_number(const std::optional<double>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
+
+/// The run's model: the [model] family built from the config and the data's facts (the fields
+/// setup_data returned), or a pretrained folder with the config's fields on top. Under
+/// DeviceGuard(kMeta) a pretrained folder's weights are not read.
+models::Model build_run_model(const Config& config, const nlohmann::json& facts, Generator* gen,
+                              const Run& run);
 
 /// Where a run stands: the step, the best validation value so far, the time spent before a
 /// resume, and the last checkpoint written.

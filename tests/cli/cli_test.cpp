@@ -90,6 +90,29 @@ TEST(Cli, InfoOnAMissingPathFails) {
   EXPECT_NE(r.code, 0);
 }
 
+TEST(Cli, InfoConfigEstimatesTrainingMemory) {
+  Result r = run("info --json --config " MOXING_SOURCE_DIR "/examples/cnn-fashion-mnist.toml");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("task").get<std::string>(), "image-classification");
+  const auto weights = j.at("weight_bytes").get<int64_t>();
+  EXPECT_EQ(weights, 4 * j.at("parameters").get<int64_t>());
+  EXPECT_GT(j.at("activation_bytes").get<int64_t>(), 0);
+  EXPECT_GE(j.at("peak_bytes").get<int64_t>(), 3 * weights);
+
+  Result text = run("info --config " MOXING_SOURCE_DIR "/examples/gpt-poetry-zh.toml");
+  ASSERT_EQ(text.code, 0) << text.out;
+  for (const char* part : {"parameters", "gradients", "optimizer", "activations", "peak"}) {
+    EXPECT_NE(text.out.find(part), std::string::npos) << part << "\n" << text.out;
+  }
+}
+
+TEST(Cli, InfoConfigOnAMissingFileNamesIt) {
+  Result r = run("info --config /no/such/config.toml");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("/no/such/config.toml"), std::string::npos) << r.out;
+}
+
 // train -> eval -> predict on Fashion-MNIST (Debian's dataset-fashion-mnist), 30 steps.
 TEST(Cli, TrainEvalPredictOnFashionMnist) {
   std::string out = ::testing::TempDir() + "/cli_train_run";

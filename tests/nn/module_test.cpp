@@ -6,6 +6,7 @@
 #include "moxing/autograd/node.h"
 #include "moxing/nn/module.h"
 #include "moxing/nn/serialize.h"
+#include "moxing/ops/linalg.h"
 
 using namespace moxing;
 
@@ -103,6 +104,25 @@ TEST(Module, LoadConvertsDtypeWhenAskedAndToChangesIt) {
   EXPECT_EQ(net.state_dict()[0].second.dtype(), DType::f64);
   EXPECT_TRUE(net.a->weight.requires_grad());
   EXPECT_EQ(net.a->weight.to_vector<double>()[0], 1.5);
+}
+
+TEST(Module, ToDeviceMovesEveryTensorAndTheMembersFollow) {
+  Net net;
+  net.b->register_parameter("tied", net.a->weight);
+  const Shape shape = net.a->weight.shape();
+  net.to(kMeta);
+  for (const auto& [name, t] : net.state_dict()) {
+    EXPECT_EQ(t.device().type, DeviceType::meta) << name;
+  }
+  EXPECT_EQ(net.a->weight.device().type, DeviceType::meta);
+  EXPECT_EQ(net.a->weight.shape(), shape);
+  EXPECT_TRUE(net.a->weight.requires_grad());
+  EXPECT_EQ(net.named_parameters().size(), 4u);  // still tied: moved once
+  Tensor y = matmul(zeros({2, 3}, kMeta), net.a->weight.t());
+  EXPECT_EQ(y.device().type, DeviceType::meta);
+  net.to(kMeta);  // already there: nothing to do
+  // a meta tensor has no values to bring back
+  EXPECT_THROW(net.to(kCPU), Error);
 }
 
 TEST(Module, TrainEvalRecurse) {

@@ -1,6 +1,9 @@
 // `moxing info PATH`: what a safetensors file (or every *.safetensors in a folder, such as a
 // checkpoint's model.safetensors and optimizer.safetensors) holds: each tensor's name, dtype
 // and shape, the parameter and byte totals, and the metadata. Reads headers; computes nothing.
+// `moxing info --config CONFIG.toml|DIR`: the parameters of the model a training config (or a
+// run, checkpoint or model folder) builds and the memory training it would take, measured on
+// the meta device: instant, for models of any size.
 #include "command.h"
 
 #include <algorithm>
@@ -12,6 +15,8 @@
 
 #include "moxing/core/error.h"
 #include "moxing/io/safetensors.h"
+#include "moxing/train/estimate.h"
+#include "moxing/train/trainer.h"
 
 namespace moxing::tools {
 
@@ -135,6 +140,47 @@ void print_json(const std::string& path, const std::vector<SafetensorsFile>& fil
   std::cout << out.dump(-1, ' ', false, ojson::error_handler_t::replace) << "\n";
 }
 
+std::string estimate_line(const char* what, uint64_t bytes, const std::string& detail = "") {
+  std::string line = fmt::format("  {:<12}{:>12}", what, human_bytes(bytes));
+  return line + (detail.empty() ? "" : "  " + detail) + "\n";
+}
+
+int run_config_info(const std::string& path, bool json) {
+  try {
+    std::error_code ec;
+    train::Config config = fs::is_directory(path, ec) ? train::training_config_of(path)
+                                                      : train::Config::from_file(path);
+    train::MemoryEstimate e = train::estimate_training_memory(config);
+    if (json) {
+      nlohmann::json j = e.to_json();
+      j["config"] = path;
+      j["batch_size"] = config.data.batch_size;
+      j["optimizer"] = config.optim.name;
+      std::cout << j.dump() << "\n";
+      return 0;
+    }
+    std::cout << fmt::format("{}\nmodel       {}\ntask        {}, batch {}, optimizer {}\n", path,
+                             e.model, e.task, config.data.batch_size, config.optim.name);
+    std::cout << fmt::format("parameters  {} ({:.2f}M), {} trainable\n", e.parameters,
+                             static_cast<double>(e.parameters) / 1e6, e.trainable);
+    std::cout << "training memory (f32 weights; measured on the meta device):\n";
+    std::cout << estimate_line("weights", e.weight_bytes);
+    if (e.stepped) {
+      std::cout << estimate_line("gradients", e.gradient_bytes);
+      std::cout << estimate_line("optimizer", e.optimizer_bytes, config.optim.name + " state");
+      std::cout << estimate_line(
+          "activations", e.activation_bytes,
+          fmt::format("one micro-batch of {}, forward and backward", config.data.batch_size));
+      std::cout << estimate_line("peak", e.peak_bytes);
+    }
+    for (const std::string& n : e.notes) std::cout << "note: " << n << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "moxing info: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 }  // namespace
 
 int run_info(const std::string& path, bool json) {
@@ -157,16 +203,30 @@ namespace {
 
 Command add_info_command(CLI::App& app) {
   struct Options {
-    std::string path;
+    std::string path, config;
     bool json = false;
   };
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
-      "info", "Show the tensors (name, dtype, shape), sizes and metadata of safetensors files");
-  cmd->add_option("PATH", o->path, "A .safetensors file, or a folder of them (a checkpoint)")
-      ->required();
+      "info",
+      "Show the tensors (name, dtype, shape), sizes and metadata of safetensors files; with "
+      "--config, the parameters and training memory of a config's model");
+  auto* path =
+      cmd->add_option("PATH", o->path, "A .safetensors file, or a folder of them (a checkpoint)");
+  auto* config = cmd->add_option("--config", o->config,
+                                 "A training config (.toml), or a run, checkpoint or model "
+                                 "folder: print its parameter count and training memory");
+  path->excludes(config);
   cmd->add_flag("--json", o->json, "Print the summary as one JSON object on stdout");
-  return {cmd, [o] { return run_info(o->path, o->json); }};
+  return {cmd, [o] {
+            if (!o->config.empty()) return run_config_info(o->config, o->json);
+            if (o->path.empty()) {
+              std::cerr << "moxing info: give a PATH (safetensors file or folder) or --config "
+                           "CONFIG.toml|DIR\n";
+              return 2;
+            }
+            return run_info(o->path, o->json);
+          }};
 }
 
 MOXING_CLI_COMMAND(add_info_command);

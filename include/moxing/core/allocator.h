@@ -26,6 +26,8 @@ class Allocator {
   /// deleter gives the bytes back.
   virtual std::shared_ptr<void> allocate(size_t nbytes, Device device) = 0;
   virtual AllocatorStats stats() const = 0;
+  /// Starts peak_bytes over from bytes_in_use (to measure the peak of one piece of work).
+  virtual void reset_peak() = 0;
 };
 
 /// Makes a the allocator of every device of this type (a lives for the whole program).
@@ -34,6 +36,8 @@ void register_allocator(DeviceType type, Allocator* a);
 Allocator& allocator_for(DeviceType type);
 /// Counters of the allocator for the device type (all zero when none is registered).
 AllocatorStats allocator_stats(DeviceType type);
+/// Starts the device type's peak_bytes over from its bytes_in_use.
+void allocator_reset_peak(DeviceType type);
 /// Bytes held by live storages on the device type now (0 on meta, which holds none).
 size_t allocator_bytes_in_use(DeviceType type);
 

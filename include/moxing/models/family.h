@@ -170,6 +170,9 @@ struct PretrainedOptions {
   /// The weights' dtype; unset: config.json's "dtype" (or "torch_dtype"), f32 when it has none.
   /// A file tensor of another dtype is an error: conversions happen only when asked.
   std::optional<DType> dtype;
+  /// false: the model is built from config.json alone on the meta device (shapes and dtypes; no
+  /// memory, no weight file read), as memory estimates and `moxing info` need.
+  bool weights = true;
 };
 
 /// What from_pretrained found besides the weights it loaded.

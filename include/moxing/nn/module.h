@@ -169,6 +169,9 @@ class Module {
   /// Converts every floating parameter and buffer to dtype in place (the handles kept as
   /// members follow); gradients are cleared.
   void to(DType dtype);
+  /// Moves every parameter and buffer to device in place (the handles kept as members follow),
+  /// as torch's module.to(device); gradients are cleared. cpu -> meta keeps shapes only.
+  void to(Device device);
 
   /// Number of parameter elements (each shared parameter counted once).
   int64_t num_parameters(bool trainable_only = false) const;
@@ -188,6 +191,9 @@ class Module {
  private:
   template <class>
   friend class Slot;
+  // rewrites, in place, each parameter and buffer (once) for which needs holds as convert(it)
+  void convert_tensors(const std::function<bool(const Tensor&)>& needs,
+                       const std::function<Tensor(const Tensor&)>& convert);
   using Accepts = bool (*)(const Module&);
   template <class M>
   static bool is_a(const Module& m) {

@@ -155,6 +155,18 @@ class Task {
   /// Files written beside the model in every checkpoint folder (the tokenizer).
   virtual void save_extras(const std::string& dir) const { (void)dir; }
 
+  /// For memory estimates (`moxing info --config`): what setup_data would return, as far as the
+  /// config tells without reading the data; keys left out take the family's defaults.
+  virtual nlohmann::json data_fields_from_config() const { return nlohmann::json::object(); }
+  /// For memory estimates: the step of one micro-batch of the config's shapes (batch size,
+  /// sequence length, image size) with the models on the meta device, after configure() and
+  /// without setup_data(): inputs made with the default device are meta tensors, nothing is read
+  /// or computed. nullopt (the default): the task gives no estimate of its steps.
+  virtual std::optional<StepOutput> meta_step(Run& run) {
+    (void)run;
+    return std::nullopt;
+  }
+
   /// `moxing eval`: the metrics of a trained model on its test (or validation) split.
   /// data_path replaces [data] path when not empty.
   virtual EvalReport evaluate(const LoadedRun& run, const std::string& data_path) = 0;

@@ -59,6 +59,11 @@ TrainSummary fit(const Config& config, const TrainOptions& options);
 /// Checkpoints of older versions (no config.json) load too. The model is in eval mode.
 LoadedRun load_run(const std::string& path);
 
+/// The training config of a run, checkpoint or model folder, as memory estimates use it: the
+/// run's config (defaults for the architecture's task when the folder has none) with [model]
+/// pretrained naming the folder's model. Reads no weights.
+Config training_config_of(const std::string& path);
+
 /// Asks a running fit() to save a checkpoint and return after the current step; what the
 /// SIGINT/SIGTERM handlers do.
 void request_stop();

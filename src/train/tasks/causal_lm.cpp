@@ -73,22 +73,12 @@ namespace {
 
 class CausalLMTask : public Task {
  public:
-  explicit CausalLMTask(const Config& config) : config_(config) {
-    const DataConfig& d = config.data;
-    check_choice("[data] name", d.name, {"text"});
-    MOXING_CHECK(!d.files.empty(), "config: [data] files lists no text files");
-    check_choice("[data] format", d.format, {"fortune", "lines", "text"});
-    check_choice("[data] invalid_utf8", d.invalid_utf8, {"error", "replace"});
-    MOXING_CHECK(d.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}", d.vocab_size);
-    MOXING_CHECK(d.tokenizer != "bpe" || d.vocab_size > 256,
-                 "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
-                 "merges), got {}",
-                 d.vocab_size);
-  }
+  explicit CausalLMTask(const Config& config) : config_(config) {}
 
   std::string items_name() const override { return "tokens"; }
 
   nlohmann::json setup_data(Run& run) override {
+    check_data_config();
     data_ = prepare_lm_data(config_, run.out_dir(), run.verbose());
     if (data_.val != nullptr) {
       run.note(fmt::format(
@@ -117,15 +107,34 @@ class CausalLMTask : public Task {
 
   StepOutput training_step(Run& run, int64_t step, int64_t micro) override {
     (void)run;
-    const int64_t B = config_.data.batch_size;
     Tensor x, y;
-    sample_windows(*data_.train, B, T_, static_cast<uint64_t>(config_.train.seed),
+    sample_windows(*data_.train, config_.data.batch_size, T_,
+                   static_cast<uint64_t>(config_.train.seed),
                    static_cast<uint64_t>(step * config_.train.grad_accum + micro), x, y);
-    Tensor logits = lm_->lm_head(lm_->hidden_states(x));  // (B,T,V)
-    StepOutput out;
-    out.loss = cross_entropy(logits.reshape({B * T_, logits.size(2)}), y.reshape({B * T_}));
-    out.items = B * T_;
+    return step_on(x, y);
+  }
+
+  nlohmann::json data_fields_from_config() const override {
+    const DataConfig& d = config_.data;
+    if (d.tokenizer == "char" || d.tokenizer == "bpe") {
+      // trained on the data, <|endoftext|> first; bpe's size is the config's, char's is a cap
+      // (0: every character the data has)
+      nlohmann::json out = {{"bos_token_id", 0}, {"eos_token_id", 0}};
+      if (d.vocab_size > 0) out["vocab_size"] = d.vocab_size;
+      return out;
+    }
+    std::error_code ec;
+    if (!fs::exists(d.tokenizer, ec)) return nlohmann::json::object();
+    auto tokenizer = tokenizers::load_tokenizer(d.tokenizer);
+    nlohmann::json out = {{"vocab_size", tokenizer->vocab_size()}};
+    if (auto eos = tokenizer->eos_token_id()) out["bos_token_id"] = out["eos_token_id"] = *eos;
     return out;
+  }
+
+  std::optional<StepOutput> meta_step(Run& run) override {
+    (void)run;
+    const int64_t B = config_.data.batch_size;
+    return step_on(empty({B, T_}, DType::i64), empty({B, T_}, DType::i64));
   }
 
   std::optional<Metrics> validate(Run& run) override {
@@ -199,6 +208,29 @@ class CausalLMTask : public Task {
   }
 
  private:
+  // the loss of windows x and their next tokens y, both (B,T)
+  StepOutput step_on(const Tensor& x, const Tensor& y) {
+    const int64_t n = x.numel();
+    Tensor logits = lm_->lm_head(lm_->hidden_states(x));  // (B,T,V)
+    StepOutput out;
+    out.loss = cross_entropy(logits.reshape({n, logits.size(2)}), y.reshape({n}));
+    out.items = n;
+    return out;
+  }
+
+  void check_data_config() const {
+    const DataConfig& d = config_.data;
+    check_choice("[data] name", d.name, {"text"});
+    MOXING_CHECK(!d.files.empty(), "config: [data] files lists no text files");
+    check_choice("[data] format", d.format, {"fortune", "lines", "text"});
+    check_choice("[data] invalid_utf8", d.invalid_utf8, {"error", "replace"});
+    MOXING_CHECK(d.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}", d.vocab_size);
+    MOXING_CHECK(d.tokenizer != "bpe" || d.vocab_size > 256,
+                 "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
+                 "merges), got {}",
+                 d.vocab_size);
+  }
+
   const Config& config_;
   LMData data_;
   models::CausalLM* lm_ = nullptr;

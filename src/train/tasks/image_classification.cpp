@@ -180,12 +180,33 @@ class ImageClassificationTask : public Task {
                  epoch + 1);
     data::Batch& b = **it_;
     next_index_ = index + 1;
-    Tensor logits = model_->forward(b.input);  // (B,K)
-    StepOutput out;
-    out.loss = cross_entropy(logits, b.target);
-    out.items = b.input.size(0);
-    out.sums.emplace_back("accuracy", correct(logits.detach(), b.target));
+    return step_on(b.input, b.target);
+  }
+
+  nlohmann::json data_fields_from_config() const override {
+    const DataConfig& d = config_.data;
+    if (d.name == "fashion-mnist") {
+      return {{"num_channels", 1}, {"image_size", 28}, {"num_labels", 10}};
+    }
+    nlohmann::json out = {{"num_channels", d.channels}, {"image_size", d.image_size}};
+    // the classes are the folders of the training images: counted, nothing read
+    std::error_code ec;
+    fs::path root = fs::is_directory(fs::path(d.path) / "train", ec) ? fs::path(d.path) / "train"
+                                                                     : fs::path(d.path);
+    if (!d.path.empty() && fs::is_directory(root, ec)) {
+      int64_t classes = 0;
+      for (const auto& entry : fs::directory_iterator(root, ec)) classes += entry.is_directory();
+      if (classes > 0) out["num_labels"] = classes;
+    }
     return out;
+  }
+
+  std::optional<StepOutput> meta_step(Run& run) override {
+    (void)run;
+    const DataConfig& d = config_.data;
+    const int64_t size = d.name == "fashion-mnist" ? 28 : d.image_size;
+    const int64_t channels = d.name == "fashion-mnist" ? 1 : d.channels;
+    return step_on(empty({d.batch_size, channels, size, size}), empty({d.batch_size}, DType::i64));
   }
 
   std::optional<Metrics> validate(Run& run) override {
@@ -234,6 +255,16 @@ class ImageClassificationTask : public Task {
   }
 
  private:
+  // the loss and correct predictions of images (B,C,H,W) with their labels (B)
+  StepOutput step_on(const Tensor& input, const Tensor& target) {
+    Tensor logits = model_->forward(input);  // (B,K)
+    StepOutput out;
+    out.loss = cross_entropy(logits, target);
+    out.items = input.size(0);
+    out.sums.emplace_back("accuracy", correct(logits.detach(), target));
+    return out;
+  }
+
   // correct predictions of logits (B,K) against target (B), a 0-d tensor (no host read)
   static Tensor correct(const Tensor& logits, const Tensor& target) {
     return sum(eq(argmax(logits, 1), target).to(DType::f64));
