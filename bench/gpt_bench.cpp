@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -15,6 +17,7 @@
 
 #include "command.h"
 #include "moxing/core/allocator.h"
+#include "moxing/models/causal_lm.h"
 #include "moxing/models/family.h"
 #include "moxing/models/generation.h"
 #include "moxing/moxing.h"
@@ -38,6 +41,16 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// VmRSS of /proc/self/status, in MiB (0 where there is none)
+double current_rss_mb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
 double peak_rss_mb() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -45,7 +58,9 @@ double peak_rss_mb() {
 }
 
 // --task build: the model built on the meta device (shapes only), best of 5; --task load:
-// models::from_pretrained of a folder (built on meta, weights viewing the mapped file).
+// models::from_pretrained of a folder (built on meta, weights viewing the mapped file), then the
+// first forward of a --prompt-tokens prompt, which reads every weight; peer:
+// bench/peer/gpt_torch.py --task load, compared by bench/load_vs_peers.sh.
 int run_gpt_build_or_load(const GptBenchOptions& o) {
   nlohmann::json out = {{"peer", "moxing"}, {"task", o.task}};
   if (o.task == "build") {
@@ -72,6 +87,25 @@ int run_gpt_build_or_load(const GptBenchOptions& o) {
     models::Model m = models::from_pretrained(o.model);
     out["seconds"] = seconds_since(t);
     out["parameters"] = m.module->num_parameters();
+    out["rss_after_load_mb"] = current_rss_mb();
+    // the first forward of a prompt-tokens prompt touches every weight (the mapped pages)
+    auto& lm = m.expect<models::CausalLM>("a causal language model");
+    // token i is (7919 i) mod vocab, as the peer's prompt
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < o.prompt_tokens; ++i) ids.push_back(7919 * i % lm.vocab_size());
+    Tensor x = from_vector(ids, {1, o.prompt_tokens});
+    t = Clock::now();
+    {
+      NoGradGuard no_grad;
+      Tensor logits = lm.lm_head(lm.hidden_states(x));
+      out["logits_sum"] = logits.to(DType::f64).sum().item<double>();
+    }
+    out["first_forward_seconds"] = seconds_since(t);
+    uint64_t file_bytes = 0;
+    for (const auto& e : std::filesystem::directory_iterator(o.model)) {
+      if (e.path().extension() == ".safetensors") file_bytes += e.file_size();
+    }
+    out["file_mb"] = static_cast<double>(file_bytes) / (1024.0 * 1024.0);
   }
   out["peak_rss_mb"] = peak_rss_mb();
   std::cout << (o.json ? out.dump() : out.dump(2)) << "\n";

@@ -6,6 +6,10 @@ GPT2LMHeadModel from transformers, dropout 0), timed on the same threads.
   generate: greedy decoding of --new-tokens tokens after a --prompt-tokens prompt with the KV
          cache (model.generate, use_cache=True, no early stop), tokens per second.
 
+  save: GPT2LMHeadModel with random weights saved by save_pretrained into --model DIR.
+  load: GPT2LMHeadModel.from_pretrained(--model DIR), then the first forward of a
+         --prompt-tokens prompt (what `moxing bench-gpt --task load` times).
+
 Prints one JSON object with the timings and the process's peak resident memory.
 Usage: python3 bench/peer/gpt_torch.py [--task train|generate] [--threads 2] [--layers 12] ...
 """
@@ -20,7 +24,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--task", choices=["train", "generate"], default="train")
+    p.add_argument("--task", choices=["train", "generate", "save", "load"], default="train")
+    p.add_argument("--model", default="", help="the model folder of --task save and load")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--layers", type=int, default=12)
     p.add_argument("--heads", type=int, default=12)
@@ -36,9 +41,28 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.task == "load":
+        rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+        t = time.perf_counter()
+        model = GPT2LMHeadModel.from_pretrained(a.model)
+        out = {"peer": "transformers", "task": "load", "seconds": time.perf_counter() - t,
+               "parameters": sum(p.numel() for p in model.parameters()),
+               "rss_after_load_mb": rss()}
+        x = torch.tensor([[7919 * i % model.config.vocab_size for i in range(a.prompt_tokens)]])
+        t = time.perf_counter()
+        with torch.no_grad():
+            out["logits_sum"] = model(input_ids=x).logits.double().sum().item()
+        out["first_forward_seconds"] = time.perf_counter() - t
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(json.dumps(out))
+        return
     cfg = GPT2Config(n_layer=a.layers, n_head=a.heads, n_embd=a.width, vocab_size=a.vocab,
                      n_positions=a.positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     model = GPT2LMHeadModel(cfg)
+    if a.task == "save":
+        model.save_pretrained(a.model, safe_serialization=True)
+        print(json.dumps({"peer": "transformers", "task": "save", "model": a.model}))
+        return
     out = {"peer": "torch " + torch.__version__, "task": a.task, "threads": a.threads,
            "layers": a.layers, "width": a.width, "heads": a.heads, "vocab": a.vocab}
     if a.task == "train":
