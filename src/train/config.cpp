@@ -352,7 +352,7 @@ void Config::validate() const {
   check_choice("[train] best_metric", train.best_metric, {"val/accuracy", "val/loss"});
   MOXING_CHECK(train.keep_checkpoints >= 1, "config: [train] keep_checkpoints must be >= 1, got {}",
                train.keep_checkpoints);
-  (void)make_task(task_name(*this), *this);  // the task checks its [data]
+  make_task(task_name(*this), *this)->check_data_config();
 }
 
 std::string Config::to_toml() const {

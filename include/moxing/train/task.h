@@ -123,6 +123,9 @@ class Task {
  public:
   virtual ~Task() = default;
 
+  /// Checks the config's [data] keys without reading any data (Config::validate calls it; an
+  /// estimate of a model folder, which has no [data], does not).
+  virtual void check_data_config() const {}
   /// Loads or prepares the data (may write files into the run folder on the first run and
   /// reuse them on resume) and returns what the model config takes from it, e.g.
   /// {"vocab_size": ...} or {"num_labels": ..., "num_channels": ..., "image_size": ...}.

@@ -77,8 +77,20 @@ class CausalLMTask : public Task {
 
   std::string items_name() const override { return "tokens"; }
 
+  void check_data_config() const override {
+    const DataConfig& d = config_.data;
+    check_choice("[data] name", d.name, {"text"});
+    MOXING_CHECK(!d.files.empty(), "config: [data] files lists no text files");
+    check_choice("[data] format", d.format, {"fortune", "lines", "text"});
+    check_choice("[data] invalid_utf8", d.invalid_utf8, {"error", "replace"});
+    MOXING_CHECK(d.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}", d.vocab_size);
+    MOXING_CHECK(d.tokenizer != "bpe" || d.vocab_size > 256,
+                 "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
+                 "merges), got {}",
+                 d.vocab_size);
+  }
+
   nlohmann::json setup_data(Run& run) override {
-    check_data_config();
     data_ = prepare_lm_data(config_, run.out_dir(), run.verbose());
     if (data_.val != nullptr) {
       run.note(fmt::format(
@@ -216,19 +228,6 @@ class CausalLMTask : public Task {
     out.loss = cross_entropy(logits.reshape({n, logits.size(2)}), y.reshape({n}));
     out.items = n;
     return out;
-  }
-
-  void check_data_config() const {
-    const DataConfig& d = config_.data;
-    check_choice("[data] name", d.name, {"text"});
-    MOXING_CHECK(!d.files.empty(), "config: [data] files lists no text files");
-    check_choice("[data] format", d.format, {"fortune", "lines", "text"});
-    check_choice("[data] invalid_utf8", d.invalid_utf8, {"error", "replace"});
-    MOXING_CHECK(d.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}", d.vocab_size);
-    MOXING_CHECK(d.tokenizer != "bpe" || d.vocab_size > 256,
-                 "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
-                 "merges), got {}",
-                 d.vocab_size);
   }
 
   const Config& config_;

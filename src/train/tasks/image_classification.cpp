@@ -124,8 +124,11 @@ nn::UnaryModule& classifier(const models::Model& m) {
 class ImageClassificationTask : public Task {
  public:
   ImageClassificationTask(const Config& config, std::optional<DataSplits> given)
-      : config_(config), given_(std::move(given)) {
+      : config_(config), given_(std::move(given)) {}
+
+  void check_data_config() const override {
     if (given_) return;
+    const Config& config = config_;
     check_choice("[data] name", config.data.name, {"fashion-mnist", "imagefolder"});
     MOXING_CHECK(config.data.image_size > 0, "config: [data] image_size must be > 0, got {}",
                  config.data.image_size);
