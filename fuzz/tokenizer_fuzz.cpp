@@ -19,6 +19,23 @@ namespace {
 
 }  // namespace
 
+// A valid tokenizer.json (a test fixture; scripts/fuzz runs from the repository root) must load
+// and encode before fuzzing starts: scripts/fuzz links only the library folders the loader
+// reaches, and a part it needs but left out would otherwise turn every input into a quiet
+// rejection.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  const char* path = "tests/fixtures/tokenizers/char/tokenizer.json";
+  if (!std::filesystem::exists(path)) return 0;
+  try {
+    std::unique_ptr<moxing::tokenizers::Tokenizer> tok = moxing::tokenizers::load_tokenizer(path);
+    if (tok->encode("hello").empty()) broken("a valid tokenizer encoded a word to nothing");
+  } catch (const moxing::Error& e) {
+    std::fprintf(stderr, "tokenizer_fuzz: a valid tokenizer.json was rejected: %s\n", e.what());
+    std::abort();
+  }
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<moxing::tokenizers::Tokenizer> tok;
   try {

@@ -42,10 +42,10 @@ class Tokenizer {
   std::optional<int32_t> eos_token_id() const;
 };
 
-/// path: a directory with tokenizer.json, or with vocab.json + merges.txt, or a tokenizer.json
-/// file. Errors name the path and what is missing or unsupported.
 /// A tokenizer from the text of a tokenizer.json; path names it in errors.
 std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std::string& path);
+/// path: a directory with tokenizer.json, or with vocab.json + merges.txt, or a tokenizer.json
+/// file. Errors name the path and what is missing or unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 /// Decodes ids one at a time for text generation: push returns the complete UTF-8 characters
