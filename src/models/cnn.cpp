@@ -12,14 +12,9 @@ namespace moxing::models {
 
 void CNNConfig::validate() const {
   for (int64_t c : channels) MOXING_CHECK(c > 0, "cnn: channels must be > 0, got {}", c);
-  for (int64_t h : hidden) MOXING_CHECK(h > 0, "cnn: hidden sizes must be > 0, got {}", h);
   MOXING_CHECK(kernel_size > 0 && kernel_size % 2 == 1,
                "cnn: kernel_size must be odd and > 0, got {}", kernel_size);
-  MOXING_CHECK(num_channels > 0 && image_size > 0,
-               "cnn: num_channels {} and image_size {} must be > 0", num_channels, image_size);
-  MOXING_CHECK(num_labels > 1, "cnn: num_labels must be at least 2, got {}", num_labels);
-  MOXING_CHECK(hidden_dropout_prob >= 0 && hidden_dropout_prob < 1,
-               "cnn: hidden_dropout_prob must be in [0, 1), got {}", hidden_dropout_prob);
+  validate_head("cnn");
   int64_t size = image_size;
   for (size_t i = 0; i < channels.size(); ++i) {
     MOXING_CHECK(size >= 2, "cnn: a {}x{} input is too small for {} conv blocks (each halves it)",
@@ -59,7 +54,7 @@ Family make_cnn_family() {
             fmt::join(c.channels, ", "), c.kernel_size, c.kernel_size, fmt::join(c.hidden, ", "),
             c.num_channels, c.image_size, c.image_size, c.num_labels);
       });
-  f.data_keys = {"num_channels", "image_size", "num_labels"};
+  f.data_keys = CNNConfig::data_keys();
   return f;
 }
 

@@ -9,13 +9,14 @@
 
 namespace moxing::models {
 
-void MLPConfig::validate() const {
-  for (int64_t h : hidden) MOXING_CHECK(h > 0, "mlp: hidden sizes must be > 0, got {}", h);
+void ImageClassifierFields::validate_head(const char* family) const {
+  for (int64_t h : hidden) MOXING_CHECK(h > 0, "{}: hidden sizes must be > 0, got {}", family, h);
   MOXING_CHECK(num_channels > 0 && image_size > 0,
-               "mlp: num_channels {} and image_size {} must be > 0", num_channels, image_size);
-  MOXING_CHECK(num_labels > 1, "mlp: num_labels must be at least 2, got {}", num_labels);
+               "{}: num_channels {} and image_size {} must be > 0", family, num_channels,
+               image_size);
+  MOXING_CHECK(num_labels > 1, "{}: num_labels must be at least 2, got {}", family, num_labels);
   MOXING_CHECK(hidden_dropout_prob >= 0 && hidden_dropout_prob < 1,
-               "mlp: hidden_dropout_prob must be in [0, 1), got {}", hidden_dropout_prob);
+               "{}: hidden_dropout_prob must be in [0, 1), got {}", family, hidden_dropout_prob);
 }
 
 void append_mlp_head(nn::Sequential& model, int64_t features, const std::vector<int64_t>& hidden,
@@ -51,7 +52,7 @@ Family make_mlp_family() {
                            fmt::join(c.hidden, ", "), c.num_channels, c.image_size, c.image_size,
                            c.num_labels);
       });
-  f.data_keys = {"num_channels", "image_size", "num_labels"};
+  f.data_keys = MLPConfig::data_keys();
   return f;
 }
 

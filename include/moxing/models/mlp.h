@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "moxing/core/rng.h"
@@ -12,8 +13,9 @@
 
 namespace moxing::models {
 
-/// The mlp field table. num_channels, image_size and num_labels come from the data.
-struct MLPConfig {
+/// The fields every image classifier family shares (mlp, cnn): the classifier head's hidden
+/// sizes and dropout, and what the data fills (num_channels, image_size, num_labels).
+struct ImageClassifierFields {
   std::vector<int64_t> hidden = {128};
   /// Dropout after each hidden layer's ReLU (none when 0; the layers' names then stay those
   /// of a model without it).
@@ -22,16 +24,30 @@ struct MLPConfig {
   int64_t image_size = 28;
   int64_t num_labels = 10;
 
+  /// The keys the task fills from the data.
+  static std::vector<std::string> data_keys() {
+    return {"num_channels", "image_size", "num_labels"};
+  }
+
   template <class F>
-  void visit(F&& f) {
+  void visit_head(F&& f) {
     f("hidden", hidden);
     f("hidden_dropout_prob", hidden_dropout_prob);
     f("num_channels", num_channels);
     f("image_size", image_size);
     f("num_labels", num_labels);
   }
-  /// Positive sizes, at least two labels.
-  void validate() const;
+  /// Positive sizes, at least two labels, dropout in [0, 1); errors start with family.
+  void validate_head(const char* family) const;
+};
+
+/// The mlp field table. num_channels, image_size and num_labels come from the data.
+struct MLPConfig : ImageClassifierFields {
+  template <class F>
+  void visit(F&& f) {
+    visit_head(f);
+  }
+  void validate() const { validate_head("mlp"); }
 };
 
 /// Appends the classifier head: Flatten, [Linear(.., h), ReLU, Dropout(p) when p > 0] per
