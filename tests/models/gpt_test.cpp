@@ -278,9 +278,12 @@ TEST(GPT, LoadErrorsNameTheProblem) {
   // an unknown model type, with the file named
   write_text(tmp.path + "/config.json", "{\"model_type\": \"llama\"}");
   msg = error_of([&] { GPT::from_pretrained(tmp.path); });
-  EXPECT_EQ(msg, tmp.path +
-                     "/config.json: model_type \"llama\" is not supported (moxing knows: cnn, gpt2 "
-                     "(alias gpt), mlp)");
+  EXPECT_EQ(
+      msg.rfind(tmp.path + "/config.json: model_type \"llama\" is not supported (moxing knows: ",
+                0),
+      0u)
+      << msg;
+  EXPECT_NE(msg.find("cnn, gpt2 (alias gpt), mlp)"), std::string::npos) << msg;
   write_text(tmp.path + "/config.json", "{\"n_embd\": 64,");
   msg = error_of([&] { GPT::from_pretrained(tmp.path); });
   EXPECT_NE(msg.find(tmp.path + "/config.json: invalid JSON"), std::string::npos) << msg;

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -20,29 +21,43 @@ namespace moxing::models {
 namespace detail {
 
 template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+template <class T>
 const char* json_type_wanted() {
-  if constexpr (std::is_same_v<T, std::string>) return "a string";
-  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, std::optional<int64_t>>) {
-    return "an integer";
+  if constexpr (is_optional<T>::value) {
+    return json_type_wanted<typename T::value_type>();
+  } else {
+    if constexpr (std::is_same_v<T, std::string>) return "a string";
+    if constexpr (std::is_same_v<T, int64_t>) return "an integer";
+    if constexpr (std::is_same_v<T, double>) return "a number";
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "an array of integers";
+    if constexpr (std::is_same_v<T, std::vector<std::string>>) return "an array of strings";
+    if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+      return "an object of strings";
+    }
+    if constexpr (std::is_same_v<T, std::map<std::string, int64_t>>) {
+      return "an object of integers";
+    }
+    return "?";
   }
-  if constexpr (std::is_same_v<T, double>) return "a number";
-  if constexpr (std::is_same_v<T, bool>) return "true or false";
-  if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "an array of integers";
-  if constexpr (std::is_same_v<T, std::vector<std::string>>) return "an array of strings";
-  return "?";
 }
 
 // Reads j into field; false when j has the wrong type. null keeps the default, except for an
 // optional, which it resets.
 template <class T>
 bool json_read(T& field, const nlohmann::json& j) {
-  if constexpr (std::is_same_v<T, std::optional<int64_t>>) {
+  if constexpr (is_optional<T>::value) {
     if (j.is_null()) {
       field.reset();
       return true;
     }
-    if (!j.is_number_integer()) return false;
-    field = j.get<int64_t>();
+    typename T::value_type value{};
+    if (!json_read(value, j)) return false;
+    field = std::move(value);
     return true;
   } else {
     if (j.is_null()) return true;
@@ -62,6 +77,14 @@ bool json_read(T& field, const nlohmann::json& j) {
       if (!j.is_array()) return false;
       for (const auto& e : j)
         if (!e.is_string()) return false;
+    } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+      if (!j.is_object()) return false;
+      for (const auto& e : j)
+        if (!e.is_string()) return false;
+    } else if constexpr (std::is_same_v<T, std::map<std::string, int64_t>>) {
+      if (!j.is_object()) return false;
+      for (const auto& e : j)
+        if (!e.is_number_integer()) return false;
     }
     field = j.get<T>();
     return true;
@@ -70,7 +93,7 @@ bool json_read(T& field, const nlohmann::json& j) {
 
 template <class T>
 nlohmann::json json_write(const T& field) {
-  if constexpr (std::is_same_v<T, std::optional<int64_t>>) {
+  if constexpr (is_optional<T>::value) {
     return field ? nlohmann::json(*field) : nlohmann::json(nullptr);
   } else {
     return nlohmann::json(field);
@@ -114,6 +137,9 @@ C config_from_json(const nlohmann::json& j, const std::string& where,
                  fmt::join(keys, ", "));
     (*unknown)[key] = value;
   }
+  // fields that follow from others when the source leaves them out (BERT's num_labels from
+  // id2label, as transformers derives it)
+  if constexpr (requires(C & cc, const nlohmann::json& jj) { cc.after_read(jj); }) c.after_read(j);
   return c;
 }
 
