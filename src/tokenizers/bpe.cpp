@@ -678,4 +678,23 @@ void write_text_file(const std::string& path, const std::string& text) {
 
 }  // namespace detail
 
+namespace {
+
+TokenizerModel make_bpe_model() {
+  return {.model_type = "BPE",
+          .from_json = [](const nlohmann::json& j) -> std::unique_ptr<Tokenizer> {
+            return std::make_unique<ByteLevelBPE>(detail::bpe_from_json(j));
+          },
+          .folder_files = {"vocab.json", "merges.txt"},
+          .from_folder = [](const std::string& dir) -> std::unique_ptr<Tokenizer> {
+            namespace fs = std::filesystem;
+            return std::make_unique<ByteLevelBPE>(ByteLevelBPE::from_vocab_merges(
+                (fs::path(dir) / "vocab.json").string(), (fs::path(dir) / "merges.txt").string()));
+          }};
+}
+
+}  // namespace
+
+MOXING_REGISTER_TOKENIZER(make_bpe_model);
+
 }  // namespace moxing::tokenizers
