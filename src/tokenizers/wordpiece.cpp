@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "loaders.h"
+#include "merges.h"
 #include "moxing/core/error.h"
 #include "moxing/io/file.h"
 #include "moxing/tokenizers/utf8.h"
@@ -392,6 +393,69 @@ std::string WordPieceTokenizer::token_bytes(int32_t id) const {
 
 bool WordPieceTokenizer::is_special(int32_t id) const {
   return id >= 0 && id < vocab_size() && special_[id];
+}
+
+// ---- training
+
+WordPieceTokenizer WordPieceTokenizer::train(const std::vector<std::string>& texts,
+                                             const WordPieceTrainOptions& o) {
+  WordPieceOptions wo;
+  wo.normalizer = o.normalizer;
+  if (std::find(o.special_tokens.begin(), o.special_tokens.end(), wo.unk_token) ==
+      o.special_tokens.end()) {
+    fail("wordpiece train: the special tokens need the unk token '{}'", wo.unk_token);
+  }
+  const WordPieceTokenizer probe({wo.unk_token}, {}, wo);  // its normalizer and pre-tokenizer
+  std::map<std::string, int64_t> word_counts;  // sorted, so that ids do not depend on hashing
+  for (size_t t = 0; t < texts.size(); ++t) {
+    check_utf8(texts[t], fmt::format("wordpiece train: text {}", t));
+    probe.for_each_word(texts[t],
+                        [&](std::string_view w, int32_t) { ++word_counts[std::string(w)]; });
+  }
+  std::vector<std::string> tokens;
+  std::unordered_map<std::string, int32_t> vocab;
+  auto intern = [&](const std::string& s) {
+    auto [it, fresh] = vocab.emplace(s, static_cast<int32_t>(tokens.size()));
+    if (fresh) tokens.push_back(s);
+    return it->second;
+  };
+  for (const auto& s : o.special_tokens) {
+    check_utf8(s, "wordpiece train: special token");
+    intern(s);
+  }
+  std::map<char32_t, int> alphabet;
+  for (const auto& [w, c] : word_counts) for_each_cp(w, [&](char32_t cp) { alphabet[cp] = 1; });
+  for (const auto& [cp, unused] : alphabet) {
+    std::string s;
+    detail::append_utf8(s, cp);
+    intern(s);
+  }
+  const std::string& prefix = wo.continuing_subword_prefix;
+  std::vector<std::vector<int32_t>> words;
+  std::vector<int64_t> counts;
+  for (const auto& [w, c] : word_counts) {
+    std::vector<int32_t> syms;
+    for_each_cp(w, [&](char32_t cp) {
+      std::string s = syms.empty() ? "" : prefix;
+      detail::append_utf8(s, cp);
+      syms.push_back(intern(s));
+    });
+    words.push_back(std::move(syms));
+    counts.push_back(c);
+  }
+  detail::learn_merges(words, counts, tokens, vocab, o.vocab_size, o.min_frequency, o.progress,
+                       "wordpiece train", [&](int32_t a, int32_t b) {
+                         const std::string& tb = tokens[b];
+                         return tokens[a] +
+                                (tb.starts_with(prefix) ? tb.substr(prefix.size()) : tb);
+                       });
+  std::vector<AddedToken> added;
+  for (size_t i = 0; i < o.special_tokens.size(); ++i) {
+    const std::string& s = o.special_tokens[i];
+    if (vocab.at(s) != static_cast<int32_t>(added.size())) continue;  // listed twice
+    added.push_back({.id = vocab.at(s), .content = s, .special = true, .normalized = false});
+  }
+  return WordPieceTokenizer(std::move(tokens), std::move(added), std::move(wo));
 }
 
 // ---- model inputs

@@ -49,6 +49,19 @@ struct WordPieceOptions {
   bool decoder_cleanup = true;
 };
 
+struct WordPieceTrainOptions {
+  /// Target size: special tokens + characters + "##" characters + merges.
+  int64_t vocab_size = 30000;
+  /// Pairs seen fewer times than this are never merged (HF's default: 0).
+  int64_t min_frequency = 0;
+  /// Ids 0.. in this order; must hold the unk token "[UNK]".
+  std::vector<std::string> special_tokens = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  /// The normalizer words are counted with, and that the trained tokenizer has.
+  BertNormalizerOptions normalizer;
+  /// Periodic progress lines on stderr.
+  bool progress = false;
+};
+
 /// Model inputs for one text or text pair: each vector has one entry per position.
 struct Encoding {
   std::vector<int32_t> ids = {};
@@ -97,6 +110,14 @@ class WordPieceTokenizer : public Tokenizer {
   /// strip_accents), read as transformers' BertTokenizerFast does: [PAD] [UNK] [CLS] [SEP]
   /// [MASK] are special, the template is [CLS] A [SEP] (B [SEP]).
   static WordPieceTokenizer from_vocab_txt(const std::string& dir);
+  /// Learns a vocab from texts as HF's WordPieceTrainer does: BPE merges over the normalized,
+  /// pre-tokenized words, each word's characters after the first carrying "##", a merge of
+  /// (a, ##b) giving ab. Ids: the special tokens, the characters by code point, the "##"
+  /// characters in the order of the sorted words, then merges. HF numbers the "##"
+  /// characters in hash-map order instead, so the ids (and merges that tie on count) can
+  /// differ from one HF run to the next and from these.
+  static WordPieceTokenizer train(const std::vector<std::string>& texts,
+                                  const WordPieceTrainOptions& o);
 
   std::string type() const override { return "wordpiece"; }
   /// Ids without special tokens (HF encode(text, add_special_tokens=False)); see
