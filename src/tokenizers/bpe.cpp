@@ -115,18 +115,6 @@ std::vector<std::pair<std::string, std::string>> parse_merges_lines(std::istream
   return merges;
 }
 
-const nlohmann::json* get(const nlohmann::json& j, const char* key) {
-  auto it = j.find(key);
-  return (it == j.end() || it->is_null()) ? nullptr : &*it;
-}
-
-std::string type_of(const nlohmann::json& j, const char* what) {
-  if (!j.is_object()) fail("tokenizer.json: \"{}\" is not an object", what);
-  auto t = get(j, "type");
-  if (!t || !t->is_string()) fail("tokenizer.json: \"{}\" has no \"type\"", what);
-  return t->get<std::string>();
-}
-
 }  // namespace
 
 ByteLevelBPE::ByteLevelBPE(std::unordered_map<std::string, int32_t> vocab,
@@ -513,39 +501,51 @@ ByteLevelBPE ByteLevelBPE::from_vocab_merges(const std::string& vocab_json,
 
 namespace detail {
 
+const nlohmann::json* json_field(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  return (it == j.end() || it->is_null()) ? nullptr : &*it;
+}
+
+std::string json_type_of(const nlohmann::json& j, const char* what) {
+  if (!j.is_object()) fail("tokenizer.json: \"{}\" is not an object", what);
+  auto t = json_field(j, "type");
+  if (!t || !t->is_string()) fail("tokenizer.json: \"{}\" has no \"type\"", what);
+  return t->get<std::string>();
+}
+
 ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
-  const auto* model = get(j, "model");
+  const auto* model = json_field(j, "model");
   if (!model) fail("tokenizer.json: no \"model\"");
   if (!model->is_object()) fail("tokenizer.json: \"model\" is not an object");
-  std::string type = get(*model, "type") ? type_of(*model, "model") : "BPE";
+  std::string type = json_field(*model, "type") ? json_type_of(*model, "model") : "BPE";
   if (type != "BPE") fail("tokenizer.json: unsupported model type '{}'", type);
   for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-    if (auto v = get(*model, k); v && !(v->is_string() && v->get<std::string>().empty())) {
+    if (auto v = json_field(*model, k); v && !(v->is_string() && v->get<std::string>().empty())) {
       fail("tokenizer.json: unsupported BPE option \"{}\" = {}", k, v->dump());
     }
   }
-  if (auto v = get(*model, "dropout"); v && v->is_number() && v->get<double>() != 0.0) {
+  if (auto v = json_field(*model, "dropout"); v && v->is_number() && v->get<double>() != 0.0) {
     fail("tokenizer.json: unsupported BPE option \"dropout\" = {}", v->dump());
   }
-  if (auto v = get(*model, "byte_fallback"); v && v->is_boolean() && v->get<bool>()) {
+  if (auto v = json_field(*model, "byte_fallback"); v && v->is_boolean() && v->get<bool>()) {
     fail("tokenizer.json: unsupported BPE option \"byte_fallback\" = true");
   }
-  if (auto n = get(j, "normalizer")) {
-    std::string t = type_of(*n, "normalizer");
-    bool empty_seq = t == "Sequence" && get(*n, "normalizers") && (*n)["normalizers"].is_array() &&
-                     (*n)["normalizers"].empty();
+  if (auto n = json_field(j, "normalizer")) {
+    std::string t = json_type_of(*n, "normalizer");
+    bool empty_seq = t == "Sequence" && json_field(*n, "normalizers") &&
+                     (*n)["normalizers"].is_array() && (*n)["normalizers"].empty();
     if (!empty_seq) fail("tokenizer.json: unsupported normalizer type '{}'", t);
   }
   const nlohmann::json* byte_level = nullptr;
-  if (auto p = get(j, "pre_tokenizer")) {
-    std::string t = type_of(*p, "pre_tokenizer");
+  if (auto p = json_field(j, "pre_tokenizer")) {
+    std::string t = json_type_of(*p, "pre_tokenizer");
     if (t == "ByteLevel") {
       byte_level = p;
     } else if (t == "Sequence") {
-      auto seq = get(*p, "pretokenizers");
+      auto seq = json_field(*p, "pretokenizers");
       if (!seq || !seq->is_array()) fail("tokenizer.json: pre_tokenizer Sequence has no list");
       for (const auto& e : *seq) {
-        std::string et = type_of(e, "pre_tokenizer");
+        std::string et = json_type_of(e, "pre_tokenizer");
         if (et != "ByteLevel" || byte_level) {
           fail("tokenizer.json: unsupported pre_tokenizer type '{}' in a Sequence", et);
         }
@@ -556,12 +556,12 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
     }
   }
   if (!byte_level) fail("tokenizer.json: BPE needs a ByteLevel pre_tokenizer, found none");
-  if (auto d = get(j, "decoder")) {
-    std::string t = type_of(*d, "decoder");
+  if (auto d = json_field(j, "decoder")) {
+    std::string t = json_type_of(*d, "decoder");
     if (t != "ByteLevel") fail("tokenizer.json: unsupported decoder type '{}'", t);
   }
-  if (auto p = get(j, "post_processor")) {
-    std::string t = type_of(*p, "post_processor");
+  if (auto p = json_field(j, "post_processor")) {
+    std::string t = json_type_of(*p, "post_processor");
     // transformers writes GPT-2's as a TemplateProcessing whose single template is the text
     // alone ([Sequence A]): nothing is added, so it is the identity
     bool identity_template = false;
@@ -579,14 +579,14 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
       fail("tokenizer.json: unsupported post_processor type '{}'", t);
     }
   }
-  auto vj = get(*model, "vocab");
+  auto vj = json_field(*model, "vocab");
   if (!vj || !vj->is_object()) fail("tokenizer.json: model has no \"vocab\" object");
   std::unordered_map<std::string, int32_t> vocab;
   for (auto it = vj->begin(); it != vj->end(); ++it) {
     vocab[it.key()] = id_from_json(it.value(), fmt::format("tokenizer.json: token '{}'", it.key()));
   }
   std::vector<std::pair<std::string, std::string>> merges;
-  if (auto mj = get(*model, "merges")) {
+  if (auto mj = json_field(*model, "merges")) {
     if (!mj->is_array()) fail("tokenizer.json: model \"merges\" is not a list");
     for (size_t r = 0; r < mj->size(); ++r) {
       const auto& m = (*mj)[r];
@@ -604,7 +604,7 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
   }
   ByteLevelBPE bpe(std::move(vocab), std::move(merges), added_tokens_from_json(j));
   auto flag = [](const nlohmann::json& o, const char* k, bool def) {
-    auto v = get(o, k);
+    auto v = json_field(o, k);
     return v && v->is_boolean() ? v->get<bool>() : def;
   };
   bpe.add_prefix_space = flag(*byte_level, "add_prefix_space", true);
@@ -615,12 +615,12 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
 
 std::vector<AddedToken> added_tokens_from_json(const nlohmann::json& j) {
   std::vector<AddedToken> out;
-  auto a = get(j, "added_tokens");
+  auto a = json_field(j, "added_tokens");
   if (!a) return out;
   if (!a->is_array()) fail("tokenizer.json: \"added_tokens\" is not a list");
   for (const auto& t : *a) {
-    auto id = get(t, "id");
-    auto content = get(t, "content");
+    auto id = json_field(t, "id");
+    auto content = json_field(t, "content");
     if (!id || !id->is_number_integer() || !content || !content->is_string()) {
       fail("tokenizer.json: an added token needs an integer \"id\" and a \"content\": {}",
            t.dump());
@@ -630,7 +630,7 @@ std::vector<AddedToken> added_tokens_from_json(const nlohmann::json& j) {
         *id, fmt::format("tokenizer.json: added token '{}'", content->get<std::string>()));
     at.content = content->get<std::string>();
     auto flag = [&](const char* k, bool def) {
-      auto v = get(t, k);
+      auto v = json_field(t, k);
       return v && v->is_boolean() ? v->get<bool>() : def;
     };
     at.special = flag("special", false);
@@ -677,5 +677,24 @@ void write_text_file(const std::string& path, const std::string& text) {
 }
 
 }  // namespace detail
+
+namespace {
+
+TokenizerModel make_bpe_model() {
+  return {.model_type = "BPE",
+          .from_json = [](const nlohmann::json& j) -> std::unique_ptr<Tokenizer> {
+            return std::make_unique<ByteLevelBPE>(detail::bpe_from_json(j));
+          },
+          .folder_files = {"vocab.json", "merges.txt"},
+          .from_folder = [](const std::string& dir) -> std::unique_ptr<Tokenizer> {
+            namespace fs = std::filesystem;
+            return std::make_unique<ByteLevelBPE>(ByteLevelBPE::from_vocab_merges(
+                (fs::path(dir) / "vocab.json").string(), (fs::path(dir) / "merges.txt").string()));
+          }};
+}
+
+}  // namespace
+
+MOXING_REGISTER_TOKENIZER(make_bpe_model);
 
 }  // namespace moxing::tokenizers

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <queue>
 #include <unordered_map>
 
+#include "merges.h"
 #include "moxing/core/error.h"
 #include "moxing/tokenizers/bpe.h"
 #include "moxing/tokenizers/utf8.h"
@@ -64,9 +66,90 @@ void merge_in_word(std::vector<int32_t>& w, int32_t a, int32_t b, int32_t m,
 
 }  // namespace
 
-ByteLevelBPE ByteLevelBPE::train(const std::vector<std::string>& texts, const BpeTrainOptions& o) {
+namespace detail {
+
+std::vector<std::pair<int32_t, int32_t>> learn_merges(
+    std::vector<std::vector<int32_t>>& words, const std::vector<int64_t>& counts,
+    std::vector<std::string>& tokens, std::unordered_map<std::string, int32_t>& vocab,
+    int64_t vocab_size, int64_t min_frequency, bool progress, const char* what,
+    const std::function<std::string(int32_t, int32_t)>& merged_token) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
+  // Pair counts and, per pair, the words that have it.
+  std::unordered_map<uint64_t, int64_t> pair_counts;
+  std::unordered_map<uint64_t, std::vector<int32_t>> where;
+  for (size_t wi = 0; wi < words.size(); ++wi) {
+    const auto& w = words[wi];
+    for (size_t i = 0; i + 1 < w.size(); ++i) {
+      uint64_t p = pack(w[i], w[i + 1]);
+      pair_counts[p] += counts[wi];
+      auto& list = where[p];
+      if (list.empty() || list.back() != static_cast<int32_t>(wi)) {
+        list.push_back(static_cast<int32_t>(wi));
+      }
+    }
+  }
+  std::vector<std::vector<int32_t>> lists;
+  std::priority_queue<Candidate> heap;
+  auto push_all = [&](std::unordered_map<uint64_t, std::vector<int32_t>>& m) {
+    for (auto& [p, list] : m) {
+      int64_t c = pair_counts[p];
+      if (c <= 0) continue;
+      lists.push_back(std::move(list));
+      heap.push({c, p, static_cast<int32_t>(lists.size() - 1)});
+    }
+    m.clear();
+  };
+  push_all(where);
+
+  std::vector<std::pair<int32_t, int32_t>> merges;
+  std::vector<int64_t> stamp(words.size(), -1);
+  std::vector<PairDelta> changes;
+  std::unordered_map<uint64_t, std::vector<int32_t>> update;
+  while (static_cast<int64_t>(tokens.size()) < vocab_size && !heap.empty()) {
+    Candidate top = heap.top();
+    heap.pop();
+    int64_t now = pair_counts[top.pair];
+    if (top.count != now) {
+      top.count = now;
+      heap.push(top);
+      continue;
+    }
+    if (top.count < 1 || top.count < min_frequency) break;
+    const auto a = static_cast<int32_t>(top.pair >> 32);
+    const auto b = static_cast<int32_t>(top.pair & 0xFFFFFFFFu);
+    std::string merged = merged_token(a, b);
+    auto [it, fresh] = vocab.emplace(merged, static_cast<int32_t>(tokens.size()));
+    if (fresh) tokens.push_back(merged);
+    const int32_t m = it->second;
+    const auto step = static_cast<int64_t>(merges.size());
+    merges.emplace_back(a, b);
+    for (int32_t wi : lists[top.where]) {
+      if (stamp[wi] == step) continue;
+      stamp[wi] = step;
+      changes.clear();
+      merge_in_word(words[wi], a, b, m, changes);
+      for (const auto& ch : changes) {
+        pair_counts[ch.pair] += ch.delta * counts[wi];
+        if (ch.delta > 0) {
+          auto& list = update[ch.pair];
+          if (list.empty() || list.back() != wi) list.push_back(wi);
+        }
+      }
+    }
+    push_all(update);
+    if (progress && merges.size() % 1000 == 0) {
+      std::fprintf(stderr, "%s: %zu merges, vocab %zu, %.1f s\n", what, merges.size(),
+                   tokens.size(), std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+  }
+
+  return merges;
+}
+
+}  // namespace detail
+
+ByteLevelBPE ByteLevelBPE::train(const std::vector<std::string>& texts, const BpeTrainOptions& o) {
   const int64_t base = 256 + static_cast<int64_t>(o.special_tokens.size());
   if (o.vocab_size < base) {
     fail("bpe train: vocab_size {} is smaller than the 256 byte tokens + {} special tokens",
@@ -106,74 +189,9 @@ ByteLevelBPE ByteLevelBPE::train(const std::vector<std::string>& texts, const Bp
     counts.push_back(c);
   }
   word_counts.clear();
-  // Pair counts and, per pair, the words that have it.
-  std::unordered_map<uint64_t, int64_t> pair_counts;
-  std::unordered_map<uint64_t, std::vector<int32_t>> where;
-  for (size_t wi = 0; wi < words.size(); ++wi) {
-    const auto& w = words[wi];
-    for (size_t i = 0; i + 1 < w.size(); ++i) {
-      uint64_t p = pack(w[i], w[i + 1]);
-      pair_counts[p] += counts[wi];
-      auto& list = where[p];
-      if (list.empty() || list.back() != static_cast<int32_t>(wi)) {
-        list.push_back(static_cast<int32_t>(wi));
-      }
-    }
-  }
-  std::vector<std::vector<int32_t>> lists;
-  std::priority_queue<Candidate> heap;
-  auto push_all = [&](std::unordered_map<uint64_t, std::vector<int32_t>>& m) {
-    for (auto& [p, list] : m) {
-      int64_t c = pair_counts[p];
-      if (c <= 0) continue;
-      lists.push_back(std::move(list));
-      heap.push({c, p, static_cast<int32_t>(lists.size() - 1)});
-    }
-    m.clear();
-  };
-  push_all(where);
-
-  std::vector<std::pair<int32_t, int32_t>> merges;
-  std::vector<int64_t> stamp(words.size(), -1);
-  std::vector<PairDelta> changes;
-  std::unordered_map<uint64_t, std::vector<int32_t>> update;
-  while (static_cast<int64_t>(tokens.size()) < o.vocab_size && !heap.empty()) {
-    Candidate top = heap.top();
-    heap.pop();
-    int64_t now = pair_counts[top.pair];
-    if (top.count != now) {
-      top.count = now;
-      heap.push(top);
-      continue;
-    }
-    if (top.count < 1 || top.count < o.min_frequency) break;
-    const auto a = static_cast<int32_t>(top.pair >> 32);
-    const auto b = static_cast<int32_t>(top.pair & 0xFFFFFFFFu);
-    std::string merged = tokens[a] + tokens[b];
-    auto [it, fresh] = vocab.emplace(merged, static_cast<int32_t>(tokens.size()));
-    if (fresh) tokens.push_back(merged);
-    const int32_t m = it->second;
-    const auto step = static_cast<int64_t>(merges.size());
-    merges.emplace_back(a, b);
-    for (int32_t wi : lists[top.where]) {
-      if (stamp[wi] == step) continue;
-      stamp[wi] = step;
-      changes.clear();
-      merge_in_word(words[wi], a, b, m, changes);
-      for (const auto& ch : changes) {
-        pair_counts[ch.pair] += ch.delta * counts[wi];
-        if (ch.delta > 0) {
-          auto& list = update[ch.pair];
-          if (list.empty() || list.back() != wi) list.push_back(wi);
-        }
-      }
-    }
-    push_all(update);
-    if (o.progress && merges.size() % 1000 == 0) {
-      std::fprintf(stderr, "bpe train: %zu merges, vocab %zu, %.1f s\n", merges.size(),
-                   tokens.size(), std::chrono::duration<double>(Clock::now() - t0).count());
-    }
-  }
+  auto merges = detail::learn_merges(words, counts, tokens, vocab, o.vocab_size, o.min_frequency,
+                                     o.progress, "bpe train",
+                                     [&](int32_t a, int32_t b) { return tokens[a] + tokens[b]; });
 
   std::vector<std::pair<std::string, std::string>> merge_tokens;
   merge_tokens.reserve(merges.size());

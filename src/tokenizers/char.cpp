@@ -259,4 +259,20 @@ CharTokenizer char_from_json(const nlohmann::json& j) {
 
 }  // namespace detail
 
+namespace {
+
+// Read only as the per-character WordLevel tokenizer that CharTokenizer saves.
+TokenizerModel make_char_model() {
+  return {.model_type = "WordLevel",
+          .from_json = [](const nlohmann::json& j) -> std::unique_ptr<Tokenizer> {
+            return std::make_unique<CharTokenizer>(detail::char_from_json(j));
+          },
+          .folder_files = {},
+          .from_folder = {}};
+}
+
+}  // namespace
+
+MOXING_REGISTER_TOKENIZER(make_char_model);
+
 }  // namespace moxing::tokenizers

@@ -32,12 +32,6 @@ const ByteMap& byte_map() {
   return m;
 }
 
-bool is_white_space(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
-         c == 0x3000;
-}
-
 CharClass classify(char32_t c) {
   if (is_white_space(c)) return kSpace;
   switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
@@ -67,6 +61,12 @@ const std::array<CharClass, 0x10000>& bmp_classes() {
 }
 
 }  // namespace
+
+bool is_white_space(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+         c == 0x3000;
+}
 
 const std::array<char32_t, 256>& byte_to_unicode() { return byte_map().to_unicode; }
 

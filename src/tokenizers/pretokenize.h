@@ -20,6 +20,9 @@ std::string bytes_to_mapped(std::string_view bytes);
 /// Raw bytes of a mapped token; false when a character is not in the map.
 bool mapped_to_bytes(std::string_view token, std::string& out);
 
+/// Unicode White_Space (what Rust's char::is_whitespace and the regex \s match).
+bool is_white_space(char32_t c);
+
 /// Character classes of the GPT-2 pattern: \s (Unicode White_Space), \p{L}, \p{N}, the rest.
 enum CharClass : uint8_t { kSpace = 0, kLetter = 1, kNumber = 2, kOther = 3 };
 

@@ -1,10 +1,11 @@
-// load_tokenizer (picks the model from the files found), eos_token_id and StreamDecoder.
+// The registry of tokenizer.json model types, load_tokenizer (picks the model from the files
+// found), eos_token_id and StreamDecoder.
 #include "moxing/tokenizers/tokenizer.h"
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
-#include "loaders.h"
 #include "moxing/core/error.h"
 #include "moxing/io/file.h"
 #include "moxing/tokenizers/utf8.h"
@@ -20,6 +21,30 @@ std::optional<int32_t> Tokenizer::eos_token_id() const {
   return std::nullopt;
 }
 
+// ---- the model registry
+
+namespace {
+
+std::map<std::string, TokenizerModel>& model_registry() {
+  static std::map<std::string, TokenizerModel> models;
+  return models;
+}
+
+}  // namespace
+
+void register_tokenizer_model(TokenizerModel model) {
+  MOXING_CHECK(!model_registry().count(model.model_type),
+               "tokenizer model type {} is registered twice", model.model_type);
+  std::string type = model.model_type;
+  model_registry().emplace(std::move(type), std::move(model));
+}
+
+std::vector<std::string> tokenizer_model_types() {
+  std::vector<std::string> types;
+  for (const auto& [t, m] : model_registry()) types.push_back(t);
+  return types;
+}
+
 std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std::string& path) {
   nlohmann::json j;
   try {
@@ -33,12 +58,12 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std:
     if (model == j.end() || model->is_null()) fail("tokenizer.json: no \"model\"");
     if (!model->is_object()) fail("tokenizer.json: \"model\" is not an object");
     std::string type = model->value("type", model->contains("merges") ? "BPE" : "");
-    if (type == "BPE") return std::make_unique<ByteLevelBPE>(detail::bpe_from_json(j));
-    if (type == "WordLevel") return std::make_unique<CharTokenizer>(detail::char_from_json(j));
-    fail(
-        "tokenizer.json: unsupported model type '{}' (moxing reads BPE and character-level "
-        "WordLevel)",
-        type);
+    auto it = model_registry().find(type);
+    if (it == model_registry().end()) {
+      fail("tokenizer.json: unsupported model type '{}' (moxing reads {})", type,
+           fmt::join(tokenizer_model_types(), ", "));
+    }
+    return it->second.from_json(j);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: unexpected content ({})", path, e.what());
   } catch (const Error& e) {
@@ -52,6 +77,27 @@ std::unique_ptr<Tokenizer> load_tokenizer_json(const std::string& path) {
   return tokenizer_from_json(read_text_file(path), path);
 }
 
+// The first registered model whose folder files are all in dir; else an error listing what
+// each model needs (and which of its files are missing when only some are there).
+std::unique_ptr<Tokenizer> load_tokenizer_folder(const fs::path& dir) {
+  std::vector<std::string> wanted;
+  std::string missing;
+  for (const auto& [type, m] : model_registry()) {
+    if (m.folder_files.empty()) continue;
+    std::vector<std::string> absent;
+    for (const auto& f : m.folder_files) {
+      if (!fs::exists(dir / f)) absent.push_back(f);
+    }
+    if (absent.empty()) return m.from_folder(dir.string());
+    if (absent.size() < m.folder_files.size()) {
+      missing += fmt::format(" ({} {} missing)", fmt::join(absent, " and "),
+                             absent.size() == 1 ? "is" : "are");
+    }
+    wanted.push_back(fmt::format("{}", fmt::join(m.folder_files, " + ")));
+  }
+  fail("{}: no tokenizer.json, and no {}{}", dir.string(), fmt::join(wanted, " or "), missing);
+}
+
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
@@ -60,15 +106,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     fs::path dir(path);
     if (fs::exists(dir / "tokenizer.json"))
       return load_tokenizer_json((dir / "tokenizer.json").string());
-    bool vocab = fs::exists(dir / "vocab.json"), merges = fs::exists(dir / "merges.txt");
-    if (vocab && merges) {
-      return std::make_unique<ByteLevelBPE>(ByteLevelBPE::from_vocab_merges(
-          (dir / "vocab.json").string(), (dir / "merges.txt").string()));
-    }
-    fail("{}: no tokenizer.json, and no vocab.json + merges.txt{}", path,
-         vocab    ? " (merges.txt is missing)"
-         : merges ? " (vocab.json is missing)"
-                  : "");
+    return load_tokenizer_folder(dir);
   }
   if (!fs::exists(path, ec)) fail("{}: no such file or directory", path);
   return load_tokenizer_json(path);

@@ -69,6 +69,17 @@ TEST(TokenizerCli, TrainBpeAndCharThenEncodeAFile) {
   ASSERT_EQ(c.code, 0) << c.out;
   Result ce = run("tokenizer encode " + dir + "/char --text '月光X'");
   ASSERT_EQ(ce.code, 0) << ce.out;
+  Result w =
+      run("tokenizer train --type wordpiece --vocab-size 120 --out " + dir + "/wp " + corpus);
+  ASSERT_EQ(w.code, 0) << w.out;
+  EXPECT_NE(w.out.find("trained a wordpiece tokenizer"), std::string::npos) << w.out;
+  EXPECT_TRUE(fs::exists(dir + "/wp/vocab.txt"));
+  Result we = run("tokenizer encode " + dir + "/wp --text 'The MOON' --json");
+  ASSERT_EQ(we.code, 0) << we.out;
+  auto wids = nlohmann::json::parse(we.out).at("ids").get<std::vector<int64_t>>();
+  Result wd = run(fmt::format("tokenizer decode {}/wp {}", dir, fmt::join(wids, " ")));
+  ASSERT_EQ(wd.code, 0) << wd.out;
+  EXPECT_NE(wd.out.find("the moon"), std::string::npos) << wd.out;
   Result bench = run("bench-tokenizer " + dir + "/bpe " + corpus + " --json");
   ASSERT_EQ(bench.code, 0) << bench.out;
   EXPECT_GT(nlohmann::json::parse(bench.out).at("whole_warm_mbps").get<double>(), 0.0);

@@ -1,6 +1,6 @@
-// `moxing tokenizer train|encode|decode`: learn a byte-level BPE or character vocab from text
-// files, and turn text into ids and back with any tokenizer moxing loads (tokenizer.json, or
-// GPT-2 vocab.json + merges.txt).
+// `moxing tokenizer train|encode|decode`: learn a byte-level BPE, WordPiece or character vocab
+// from text files, and turn text into ids and back with any tokenizer moxing loads
+// (tokenizer.json, GPT-2 vocab.json + merges.txt, BERT vocab.txt).
 #include <chrono>
 #include <fstream>
 #include <iostream>
@@ -13,6 +13,7 @@
 #include "moxing/tokenizers/bpe.h"
 #include "moxing/tokenizers/char.h"
 #include "moxing/tokenizers/utf8.h"
+#include "moxing/tokenizers/wordpiece.h"
 
 namespace moxing::tools {
 
@@ -37,6 +38,7 @@ struct TrainArgs {
   int64_t vocab_size = -1;
   int64_t min_frequency = -1;
   std::vector<std::string> specials;
+  bool cased = false;
   std::string out;
   std::vector<std::string> files;
 };
@@ -74,8 +76,15 @@ int run_train(const TrainArgs& a) {
       }
     }
     t = std::make_unique<tok::CharTokenizer>(tok::CharTokenizer::train(texts, o));
+  } else if (a.type == "wordpiece") {
+    tok::WordPieceTrainOptions o;
+    if (a.vocab_size >= 0) o.vocab_size = a.vocab_size;
+    if (a.min_frequency >= 0) o.min_frequency = a.min_frequency;
+    if (!a.specials.empty()) o.special_tokens = a.specials;
+    o.normalizer.lowercase = !a.cased;
+    t = std::make_unique<tok::WordPieceTokenizer>(tok::WordPieceTokenizer::train(texts, o));
   } else {
-    fail("tokenizer train: unknown --type '{}' (bpe or char)", a.type);
+    fail("tokenizer train: unknown --type '{}' (bpe, wordpiece or char)", a.type);
   }
   t->save(a.out);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -131,19 +140,24 @@ Command add_tokenizer_command(CLI::App& app) {
   cmd->require_subcommand(1);
 
   auto train_args = std::make_shared<TrainArgs>();
-  auto* train = cmd->add_subcommand("train", "Learn a byte-level BPE or character vocab from text");
-  train->add_option("--type", train_args->type, "bpe (default) or char")
-      ->check(CLI::IsMember({"bpe", "char"}));
-  train->add_option("--vocab-size", train_args->vocab_size,
-                    "Vocab size with special tokens (bpe default 8000; char default: all)");
-  train->add_option("--min-frequency", train_args->min_frequency,
-                    "Least count of a merged pair (bpe, default 2) or kept character (char, 1)");
+  auto* train = cmd->add_subcommand(
+      "train", "Learn a byte-level BPE, WordPiece or character vocab from text");
+  train->add_option("--type", train_args->type, "bpe (default), wordpiece or char")
+      ->check(CLI::IsMember({"bpe", "wordpiece", "char"}));
+  train->add_option(
+      "--vocab-size", train_args->vocab_size,
+      "Vocab size with special tokens (bpe default 8000; wordpiece 30000; char default: all)");
+  train->add_option(
+      "--min-frequency", train_args->min_frequency,
+      "Least count of a merged pair (bpe 2, wordpiece 0) or kept character (char, 1)");
   train->add_option("--special", train_args->specials,
-                    "A special token (repeatable; default <|endoftext|>, and <unk> for char)");
+                    "A special token (repeatable; default <|endoftext|>, and <unk> for char; "
+                    "[PAD] [UNK] [CLS] [SEP] [MASK] for wordpiece)");
+  train->add_flag("--cased", train_args->cased, "wordpiece: keep case and accents (BERT cased)");
   train
       ->add_option("--out", train_args->out,
-                   "Folder to write tokenizer.json (and vocab.json, "
-                   "merges.txt) to")
+                   "Folder to write tokenizer.json (and vocab.json + merges.txt, or "
+                   "vocab.txt) to")
       ->required();
   train->add_option("FILES", train_args->files, "UTF-8 text files")->required();
 
@@ -156,7 +170,7 @@ Command add_tokenizer_command(CLI::App& app) {
   encode
       ->add_option("TOKENIZER", enc->tokenizer,
                    "tokenizer.json, or a folder with it or with "
-                   "vocab.json + merges.txt")
+                   "vocab.json + merges.txt or vocab.txt")
       ->required();
   auto* text_opt = encode->add_option("--text", enc->text, "The text to encode");
   encode->add_option("FILE", enc->file, "A UTF-8 text file to encode (default: stdin)");

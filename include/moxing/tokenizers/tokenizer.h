@@ -1,11 +1,14 @@
-// The tokenizer interface shared by byte-level BPE and the character tokenizer, the loader
-// that picks one from a tokenizer.json (or GPT-2 vocab.json + merges.txt), and the streaming
-// decoder used by text generation. Not a normalizer or post-processor framework: the
-// pipelines moxing reads are the GPT-2 one and the per-character one.
+// The tokenizer interface shared by byte-level BPE, WordPiece and the character tokenizer, the
+// registry of tokenizer.json model types (each model file registers itself), the loader that
+// picks one from a tokenizer.json or a folder of vocab files, and the streaming decoder used by
+// text generation. Not a normalizer or post-processor framework: each model reads the
+// pipeline it belongs to (GPT-2's, BERT's, per-character).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,7 +21,7 @@ namespace moxing::tokenizers {
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
-  /// "bpe" or "char".
+  /// "bpe", "wordpiece" or "char".
   virtual std::string type() const = 0;
   /// Ids of text (UTF-8); throws moxing::Error "invalid UTF-8 at byte N" otherwise.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
@@ -44,9 +47,34 @@ class Tokenizer {
 
 /// A tokenizer from the text of a tokenizer.json; path names it in errors.
 std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std::string& path);
-/// path: a directory with tokenizer.json, or with vocab.json + merges.txt, or a tokenizer.json
-/// file. Errors name the path and what is missing or unsupported.
+/// path: a directory with tokenizer.json, or with the vocab files of a registered model
+/// (vocab.json + merges.txt, vocab.txt), or a tokenizer.json file. Errors name the path and
+/// what is missing or unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
+/// How one tokenizer.json model type is read; a model file registers it with
+/// MOXING_REGISTER_TOKENIZER, and tokenizer_from_json / load_tokenizer look it up by type.
+struct TokenizerModel {
+  /// The tokenizer.json "model"."type" it reads: "BPE", "WordPiece", "WordLevel".
+  std::string model_type;
+  /// A tokenizer from the whole tokenizer.json object; throws moxing::Error (the caller
+  /// prefixes the path).
+  std::function<std::unique_ptr<Tokenizer>(const nlohmann::json& j)> from_json;
+  /// The files that make the model up in a folder without tokenizer.json (e.g. vocab.txt);
+  /// empty when it has no such form.
+  std::vector<std::string> folder_files;
+  /// A tokenizer from such a folder (all of folder_files exist there).
+  std::function<std::unique_ptr<Tokenizer>(const std::string& dir)> from_folder;
+};
+
+/// Registers a model type (at static-initialization time, through MOXING_REGISTER_TOKENIZER).
+void register_tokenizer_model(TokenizerModel model);
+/// The registered model types, sorted.
+std::vector<std::string> tokenizer_model_types();
+
+struct TokenizerModelRegistrar {
+  explicit TokenizerModelRegistrar(TokenizerModel (*make)()) { register_tokenizer_model(make()); }
+};
 
 /// Decodes ids one at a time for text generation: push returns the complete UTF-8 characters
 /// that the ids so far add (a byte-level token can end inside a character), finish returns
@@ -63,3 +91,8 @@ class StreamDecoder {
 };
 
 }  // namespace moxing::tokenizers
+
+/// MOXING_REGISTER_TOKENIZER(make_wordpiece_model) at namespace scope in
+/// src/tokenizers/<model>.cpp, where make_wordpiece_model() returns the TokenizerModel.
+#define MOXING_REGISTER_TOKENIZER(make) \
+  static const ::moxing::tokenizers::TokenizerModelRegistrar moxing_tokenizer_##make { make }
