@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "expect_error.h"
+#include "model_checks.h"
 #include "moxing/autograd/gradcheck.h"
 #include "moxing/autograd/node.h"
 #include "moxing/io/safetensors.h"
@@ -24,6 +25,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using moxing::testing::expect_error;
+using moxing::testing::expect_gradients_match;
+using moxing::testing::max_abs_diff;
+using moxing::testing::parameters_named;
+using moxing::testing::TempDir;
 
 const std::string kFixtures = std::string(MOXING_FIXTURE_DIR) + "/models";
 const std::string kMlmDir = kFixtures + "/bert_tiny_mlm";
@@ -40,14 +45,6 @@ EncoderInputs batch() {
           reference().get("attention_mask")};
 }
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double m = 0.0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
-
 // The rows of (B,T,C) hidden states at real tokens only: padded positions mean nothing.
 double max_abs_diff_unpadded(const Tensor& a, const Tensor& b, const Tensor& mask) {
   std::vector<int64_t> m = mask.to_vector<int64_t>();
@@ -62,16 +59,6 @@ double max_abs_diff_unpadded(const Tensor& a, const Tensor& b, const Tensor& mas
   }
   return worst;
 }
-
-struct TempDir {
-  explicit TempDir(const std::string& name)
-      : path((fs::path(::testing::TempDir()) / ("moxing_bert_" + name)).string()) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string path;
-};
 
 TEST(Bert, EncoderAndClassifierMatchTransformers) {
   Model m = from_pretrained(kClsDir);
@@ -136,25 +123,14 @@ TEST(Bert, TrainingLossAndGradientsMatchTransformers) {
   Tensor loss = cross_entropy(cls.classify(batch()), reference().get("labels"));
   EXPECT_NEAR(loss.item<double>(), reference().get("train_loss").item<double>(), 1e-5);
   loss.backward();
-  auto params = m.module->named_parameters();
-  int checked = 0;
-  for (const auto& [name, t] : reference().tensors) {
-    if (name.rfind("grad.", 0) != 0) continue;
-    std::string param = name.substr(5);
-    auto it =
-        std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == param; });
-    ASSERT_NE(it, params.end()) << param;
-    ASSERT_TRUE(it->second.grad().defined()) << param;
-    EXPECT_LT(max_abs_diff(it->second.grad(), t), 1e-5) << param;
-    ++checked;
-  }
+  const int checked = expect_gradients_match(*m.module, reference(), 1e-5);
   EXPECT_EQ(checked, 6);
 }
 
 TEST(Bert, EncoderFolderLoadsIntoANewClassifierHead) {
   // a BertModel folder (the body without "bert.", as sentence encoders ship) fine-tuned with a
   // new head: the head is reported as newly initialized
-  TempDir tmp("encoder");
+  TempDir tmp("bert_encoder");
   Model cls = from_pretrained(kClsDir);
   Model body;
   body.family = cls.family;
@@ -184,7 +160,7 @@ TEST(Bert, EncoderFolderLoadsIntoANewClassifierHead) {
 }
 
 TEST(Bert, SavePretrainedReloadsIdentically) {
-  TempDir tmp("saved");
+  TempDir tmp("bert_saved");
   Model m = from_pretrained(kMlmDir);
   m.save_pretrained(tmp.path);
   // MOXING_BERT_SAVE_DIR keeps both folders for check_bert_roundtrip.py (see that script)
@@ -201,7 +177,7 @@ TEST(Bert, SavePretrainedReloadsIdentically) {
                          m.expect<MaskedLM>("mlm").mlm_logits(batch())),
             0.0);
 
-  TempDir tmp2("saved_cls");
+  TempDir tmp2("bert_saved_cls");
   Model c = from_pretrained(kClsDir);
   c.save_pretrained(tmp2.path);
   nlohmann::json j = read_config_json(tmp2.path);
@@ -301,17 +277,13 @@ TEST(Bert, GradcheckMicroModelF64) {
   auto f = [&](const std::vector<Tensor>&) {
     return cross_entropy(model.classify({ids, types, mask}), targets);
   };
-  std::vector<Tensor> inputs;
-  for (const auto& [name, t] : model.named_parameters()) {
-    if (name == "bert.embeddings.word_embeddings.weight" ||
-        name == "bert.embeddings.token_type_embeddings.weight" ||
-        name == "bert.encoder.layer.0.attention.self.key.weight" ||
-        name == "bert.encoder.layer.0.attention.output.LayerNorm.weight" ||
-        name == "bert.encoder.layer.0.intermediate.dense.bias" ||
-        name == "bert.pooler.dense.weight" || name == "classifier.weight") {
-      inputs.push_back(t);
-    }
-  }
+  std::vector<Tensor> inputs =
+      parameters_named(model, {"bert.embeddings.word_embeddings.weight",
+                               "bert.embeddings.token_type_embeddings.weight",
+                               "bert.encoder.layer.0.attention.self.key.weight",
+                               "bert.encoder.layer.0.attention.output.LayerNorm.weight",
+                               "bert.encoder.layer.0.intermediate.dense.bias",
+                               "bert.pooler.dense.weight", "classifier.weight"});
   ASSERT_EQ(inputs.size(), 7u);
   autograd::GradcheckResult r = autograd::gradcheck(f, inputs);
   EXPECT_TRUE(r.ok) << r.message;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "model_checks.h"
 #include "moxing/autograd/gradcheck.h"
 #include "moxing/autograd/node.h"
 #include "moxing/io/safetensors.h"
@@ -23,6 +24,10 @@ namespace moxing::models {
 namespace {
 
 namespace fs = std::filesystem;
+using moxing::testing::expect_gradients_match;
+using moxing::testing::max_abs_diff;
+using moxing::testing::parameters_named;
+using moxing::testing::TempDir;
 
 const std::string kModelDir = std::string(MOXING_FIXTURE_DIR) + "/models/gpt2_tiny";
 const std::string kReference =
@@ -38,25 +43,6 @@ std::vector<int32_t> ids_of(const Tensor& t) {
   for (int64_t v : t.to_vector<int64_t>()) out.push_back(static_cast<int32_t>(v));
   return out;
 }
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  std::vector<double> x = a.to_vector<double>(), y = b.to_vector<double>();
-  double m = 0.0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
-  return m;
-}
-
-// A fresh folder under the test temp dir, removed when the object goes.
-struct TempDir {
-  explicit TempDir(const std::string& name)
-      : path((fs::path(testing::TempDir()) / ("moxing_gpt_" + name)).string()) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string path;
-};
 
 std::string read_text(const std::string& path) {
   std::ifstream f(path);
@@ -123,20 +109,11 @@ TEST(GPT, TrainingLossAndGradientsMatchTransformers) {
                               ids.narrow(1, 1, T - 1).reshape({B * (T - 1)}));
   EXPECT_NEAR(loss.item<double>(), reference().get("train_loss").item<double>(), 1e-5);
   loss.backward();
-  auto params = model->named_parameters();
-  int checked = 0;
-  for (const auto& [name, t] : reference().tensors) {
-    if (name.rfind("grad.", 0) != 0) continue;
-    std::string param = name.substr(5);
-    auto it =
-        std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == param; });
-    ASSERT_NE(it, params.end()) << param;
-    ASSERT_TRUE(it->second.grad().defined()) << param;
-    // transformers' Conv1D gradients are (in, out); ours follow nn::Linear's (out, in)
-    Tensor expected = find_family("gpt2").rules.is_transposed(param) ? t.t() : t;
-    EXPECT_LT(max_abs_diff(it->second.grad(), expected), 1e-5) << param;
-    ++checked;
-  }
+  // transformers' Conv1D gradients are (in, out); ours follow nn::Linear's (out, in)
+  const int checked = expect_gradients_match(
+      *model, reference(), 1e-5, [](const std::string& param, const Tensor& t) {
+        return find_family("gpt2").rules.is_transposed(param) ? t.t() : t;
+      });
   EXPECT_EQ(checked, 6);
 }
 
@@ -179,7 +156,7 @@ TEST(GPT, SavePretrainedReloadsIdentically) {
   model->eval();
   // MOXING_GPT_SAVE_DIR keeps the directory for check_roundtrip.py (see that script)
   const char* keep = std::getenv("MOXING_GPT_SAVE_DIR");
-  TempDir tmp("saved");
+  TempDir tmp("gpt_saved");
   std::string dir = keep ? std::string(keep) : tmp.path;
   fs::create_directories(dir);
   write_text(dir + "/tokenizer.json", "{}");
@@ -204,7 +181,7 @@ TEST(GPT, UntiedHeadIsSavedAndLoaded) {
   Generator gen(3);
   GPT model(c, &gen);
   model.eval();
-  TempDir tmp("untied");
+  TempDir tmp("gpt_untied");
   model.save_pretrained(tmp.path);
   EXPECT_TRUE(load_safetensors(tmp.path + "/model.safetensors").contains("lm_head.weight"));
   auto reloaded = GPT::from_pretrained(tmp.path);
@@ -235,7 +212,7 @@ TEST(GPT, ConfigJsonRoundTripAndErrors) {
 }
 
 TEST(GPT, LoadErrorsNameTheProblem) {
-  TempDir tmp("errors");
+  TempDir tmp("gpt_errors");
   EXPECT_EQ(error_of([&] { GPT::from_pretrained(tmp.path); }),
             "model directory " + tmp.path + " has no config.json");
   write_text(tmp.path + "/config.json", read_text(kModelDir + "/config.json"));
@@ -441,16 +418,11 @@ TEST(GPT, GradcheckMicroModelF64) {
   auto f = [&](const std::vector<Tensor>&) {
     return cross_entropy(model.forward(ids).reshape({10, 11}), targets);
   };
-  auto params = model.named_parameters();
-  std::vector<Tensor> inputs;
-  for (const auto& [name, t] : params) {
-    if (name == "transformer.wte.weight" || name == "transformer.wpe.weight" ||
-        name == "transformer.h.0.attn.c_attn.weight" || name == "transformer.h.0.ln_1.weight" ||
-        name == "transformer.h.0.mlp.c_fc.bias" || name == "transformer.h.0.mlp.c_proj.weight" ||
-        name == "transformer.ln_f.bias") {
-      inputs.push_back(t);
-    }
-  }
+  std::vector<Tensor> inputs =
+      parameters_named(model, {"transformer.wte.weight", "transformer.wpe.weight",
+                               "transformer.h.0.attn.c_attn.weight", "transformer.h.0.ln_1.weight",
+                               "transformer.h.0.mlp.c_fc.bias", "transformer.h.0.mlp.c_proj.weight",
+                               "transformer.ln_f.bias"});
   ASSERT_EQ(inputs.size(), 7u);
   autograd::GradcheckResult r = autograd::gradcheck(f, inputs);
   EXPECT_TRUE(r.ok) << r.message;
