@@ -54,6 +54,7 @@ const char* wanted_type_name() {
   if constexpr (std::is_same_v<T, bool>) return "a boolean";
   if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "an array of integers";
   if constexpr (std::is_same_v<T, std::vector<std::string>>) return "an array of strings";
+  if constexpr (std::is_same_v<T, std::vector<double>>) return "an array of numbers";
   return "?";
 }
 
@@ -79,6 +80,15 @@ bool assign(T& field, const toml::node& node) {
     for (const toml::node& e : *arr) {
       if (!e.is_string()) return false;
       values.push_back(*e.value<std::string>());
+    }
+    field = std::move(values);
+  } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+    const toml::array* arr = node.as_array();
+    if (arr == nullptr) return false;
+    T values;
+    for (const toml::node& e : *arr) {
+      if (!e.is_number()) return false;
+      values.push_back(*e.value<double>());
     }
     field = std::move(values);
   } else {
@@ -166,10 +176,11 @@ std::string toml_value(double v) {
   if (s.find_first_of(".e") == std::string::npos) s += ".0";
   return s;
 }
-std::string toml_value(const std::vector<std::string>& v) {
-  std::vector<std::string> quoted;
-  for (const auto& s : v) quoted.push_back(toml_string(s));
-  return fmt::format("[{}]", fmt::join(quoted, ", "));
+template <class T>
+std::string toml_value(const std::vector<T>& v) {
+  std::vector<std::string> items;
+  for (const auto& e : v) items.push_back(toml_value(e));
+  return fmt::format("[{}]", fmt::join(items, ", "));
 }
 std::string toml_value(const nlohmann::json& j) {
   if (j.is_string()) return toml_value(j.get<std::string>());
@@ -349,7 +360,10 @@ void Config::validate() const {
   MOXING_CHECK(train.threads >= 0, "config: [train] threads must be >= 0, got {}", train.threads);
   MOXING_CHECK(train.log_every >= 1, "config: [train] log_every must be >= 1, got {}",
                train.log_every);
-  check_choice("[train] best_metric", train.best_metric, {"val/accuracy", "val/loss"});
+  MOXING_CHECK(train.best_metric.size() > 4 && train.best_metric.compare(0, 4, "val/") == 0,
+               "config: [train] best_metric must be val/<metric> (val/accuracy, val/loss, "
+               "val/f1_macro, ...), got '{}'",
+               train.best_metric);
   MOXING_CHECK(train.keep_checkpoints >= 1, "config: [train] keep_checkpoints must be >= 1, got {}",
                train.keep_checkpoints);
   make_task(task_name(*this), *this)->check_data_config();

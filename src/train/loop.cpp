@@ -126,7 +126,17 @@ std::unique_ptr<Task> make_task(const std::string& name, const Config& config) {
 
 std::string task_name(const Config& config) {
   if (!config.train.task.empty()) return config.train.task;
-  return models::find_family(config.model.name).architecture().task;
+  // the default architecture's task; when nothing trains that one (bert's BertModel extracts
+  // features), the first architecture whose task is registered
+  const models::Family& family = models::find_family(config.model.name);
+  const std::vector<std::string> known = task_names();
+  for (const std::string& task : {family.architecture().task}) {
+    if (std::find(known.begin(), known.end(), task) != known.end()) return task;
+  }
+  for (const models::Architecture& a : family.architectures) {
+    if (std::find(known.begin(), known.end(), a.task) != known.end()) return a.task;
+  }
+  return family.architecture().task;
 }
 
 // ---- Run
@@ -478,13 +488,18 @@ void Loop::validate_now() {
   record["lr"] = lr();
   record["seconds"] = elapsed();
   logger_->log(record);
+  summary_.val_metrics = *m;
   summary_.val_loss = metric(*m, "loss");
   summary_.val_accuracy = metric(*m, "accuracy");
   summary_.val_perplexity = metric(*m, "perplexity");
   if (auto b = metric(*m, "baseline_loss")) summary_.baseline_loss = b;
-  std::optional<double> value = metric(*m, higher_is_better_ ? "accuracy" : "loss");
-  MOXING_CHECK(value.has_value(), "train: best_metric {} is not a metric of task {}",
-               tc_.best_metric, task_name(config_));
+  std::optional<double> value = metric(*m, tc_.best_metric.substr(4));
+  if (!value) {
+    std::vector<std::string> names;
+    for (const auto& [k, v] : *m) names.push_back("val/" + k);
+    fail("train: [train] best_metric {} is not a metric of task {} (it reports: {})",
+         tc_.best_metric, task_name(config_), fmt::join(names, ", "));
+  }
   if (!pos_.best || (higher_is_better_ ? *value > *pos_.best : *value < *pos_.best)) {
     pos_.best = *value;
     pos_.best_step = run_.step_;
@@ -519,7 +534,10 @@ TrainSummary Loop::fit() {
   }
   const int64_t total_steps = run_.total_steps_;
   const int64_t total_epochs = (total_steps + steps_per_epoch_ - 1) / steps_per_epoch_;
-  higher_is_better_ = tc_.best_metric == "val/accuracy";
+  {
+    const std::string name = tc_.best_metric.substr(4);
+    higher_is_better_ = name != "loss" && name != "perplexity" && name != "mse" && name != "mae";
+  }
 
   if (options_.resume) {
     std::vector<std::string> candidates = complete_checkpoints(out);
@@ -562,6 +580,7 @@ TrainSummary Loop::fit() {
   const std::string per_s = task_->items_name() + "_per_s";
 
   while (run_.step_ < total_steps && !stopping) {
+    const Clock::time_point step_start = Clock::now();
     const int64_t step = run_.step_;
     const int64_t epoch = step / steps_per_epoch_;
     if (options_.progress && progress_epoch != epoch) {
@@ -638,6 +657,7 @@ TrainSummary Loop::fit() {
       o.scheduler->step();
     }
     win_items += step_items;
+    summary_.train_seconds += seconds_since(step_start);
     if (progress) {
       progress->update(run_.step_ - epoch * steps_per_epoch_,
                        win_steps > 0 ? win_loss / static_cast<double>(win_steps) : NAN, lr(),
@@ -695,6 +715,7 @@ TrainSummary Loop::fit() {
       record["lr"] = lr();
       record["seconds"] = elapsed();
       logger_->log(record);
+      summary_.test_metrics = *m;
       summary_.test_loss = metric(*m, "loss");
       summary_.test_accuracy = metric(*m, "accuracy");
     }
@@ -724,6 +745,9 @@ nlohmann::json TrainSummary::to_json() const {
   if (test_accuracy) j["test_accuracy"] = *test_accuracy;
   if (val_perplexity) j["val_perplexity"] = *val_perplexity;
   if (baseline_loss) j["baseline_loss"] = *baseline_loss;
+  j["train_seconds"] = train_seconds;
+  if (!val_metrics.empty()) j["val"] = val_metrics;
+  if (!test_metrics.empty()) j["test"] = test_metrics;
   j["best"] = {{"metric", best_metric}, {"value", opt_number(best_value)}, {"step", best_step}};
   j["out_dir"] = out_dir;
   return j;

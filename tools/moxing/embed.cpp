@@ -7,9 +7,8 @@
 
 #include "command.h"
 #include "moxing/core/error.h"
-#include "moxing/io/file.h"
 #include "moxing/models/sentence.h"
-#include "moxing/tokenizers/utf8.h"
+#include "text_input.h"
 
 namespace moxing::tools {
 
@@ -25,26 +24,7 @@ struct EmbedOptions {
 };
 
 int run_embed(const EmbedOptions& o) {
-  std::vector<std::string> texts = o.texts;
-  if (!o.file.empty()) {
-    std::string content = read_text_file(o.file);
-    size_t start = 0;
-    int64_t line = 0;
-    while (start <= content.size()) {
-      size_t end = content.find('\n', start);
-      if (end == std::string::npos) end = content.size();
-      ++line;
-      std::string text = content.substr(start, end - start);
-      if (!text.empty() && text.back() == '\r') text.pop_back();
-      if (!text.empty()) {
-        tokenizers::check_utf8(text, fmt::format("{} line {}", o.file, line));
-        texts.push_back(std::move(text));
-      }
-      start = end + 1;
-    }
-  }
-  MOXING_CHECK(!texts.empty(), "embed: no text (give --text T or --file F with one text a line)");
-  for (const std::string& t : texts) tokenizers::check_utf8(t, "embed: --text");
+  std::vector<std::string> texts = read_input_texts(o.texts, o.file, "embed");
   models::SentenceEncoderOptions so;
   if (!o.pooling.empty()) so.pooling = o.pooling;
   if (o.normalize) so.normalize = true;

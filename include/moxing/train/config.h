@@ -41,6 +41,15 @@ struct ModelConfig {
 /// non-empty line; "text": one document per file), a validation split of val_fraction of the
 /// documents, a tokenizer ("char", "bpe" trained on the training documents to vocab_size, or the
 /// folder of a saved tokenizer) and token files in the run folder; batches are batch_size windows.
+/// For bert's masked-LM task, "text" documents (files may also name .csv/.tsv tables, whose
+/// text_column is read) become windows of max_length tokens, mlm_probability of them masked;
+/// tokenizer is a folder, or "wordpiece" trained on the training documents to vocab_size.
+/// name "csv" (sequence classification): path is a folder with train.csv and optionally
+/// validation.csv (or val.csv, dev.csv) and test.csv (or .tsv), or one file split by
+/// val_fraction; text_column (and text_pair_column for pairs) and label_column name the
+/// columns; labels fixes the label order (default: the training labels, sorted); class_weights
+/// (one per label, in that order) weigh the cross-entropy; texts are cut to max_length tokens
+/// (0: the model's window); the tokenizer is a folder, or [model] pretrained's when "char".
 struct DataConfig {
   std::string name = "fashion-mnist";
   std::string path;
@@ -56,6 +65,14 @@ struct DataConfig {
   std::string tokenizer = "char";  // text: char, bpe or a tokenizer folder
   int64_t vocab_size = 0;          // text: bpe target size; char: most frequent chars (0 = all)
   std::string invalid_utf8 = "error";  // text: "error" (naming file and byte) or "replace" (U+FFFD)
+  std::string text_column = "text";    // csv; text tables of the masked-LM task
+  std::string text_pair_column;        // csv: the second text of pairs (empty: none)
+  std::string label_column = "label";  // csv
+  std::vector<std::string> labels;     // csv: the label set in id order (empty: sorted training)
+  std::vector<double> class_weights;   // csv: cross-entropy weight per label (empty: all 1)
+  int64_t max_length = 0;              // csv, masked LM: tokens per text (0: the model's window)
+  double mlm_probability = 0.15;       // masked LM: fraction of tokens to predict
+  bool truncate = true;  // csv, masked LM: cut texts longer than max_length (false: an error)
 
   template <class F>
   void visit(F&& f) {
@@ -66,6 +83,14 @@ struct DataConfig {
     f("tokenizer", tokenizer);
     f("vocab_size", vocab_size);
     f("invalid_utf8", invalid_utf8);
+    f("text_column", text_column);
+    f("text_pair_column", text_pair_column);
+    f("label_column", label_column);
+    f("labels", labels);
+    f("class_weights", class_weights);
+    f("max_length", max_length);
+    f("mlm_probability", mlm_probability);
+    f("truncate", truncate);
     f("val_fraction", val_fraction);
     f("batch_size", batch_size);
     f("eval_batch_size", eval_batch_size);
@@ -122,7 +147,8 @@ struct ScheduleConfig {
 /// The loop. steps > 0 overrides epochs. A step is one optimizer step over grad_accum
 /// batches. eval_every / checkpoint_every count steps; 0 means at the end of every epoch.
 /// clip_grad_norm 0 disables clipping; threads 0 keeps the current thread count.
-/// best_metric: "val/accuracy" (higher is better) or "val/loss" (lower is better).
+/// best_metric: "val/<metric>" of a metric the task's validation reports ("val/accuracy",
+/// "val/f1_macro", ...): higher is better, except for loss, perplexity, mse and mae.
 struct TrainLoopConfig {
   int64_t epochs = 10;
   int64_t steps = 0;

@@ -33,18 +33,24 @@ struct TrainSummary {
   int64_t steps = 0;
   double epochs = 0;  // epochs completed, fractional
   double seconds = 0;
+  /// Seconds spent in training steps (forward, backward, optimizer) by this process: without
+  /// validation, checkpoints and data setup.
+  double train_seconds = 0;
   bool interrupted = false;
   std::optional<double> val_loss, val_accuracy, test_loss, test_accuracy;
   /// Language models: exp(val_loss), and the validation split's unigram entropy (the loss of
   /// a model that ignores context), which val_loss is compared with.
   std::optional<double> val_perplexity, baseline_loss;
+  /// Every metric of the last validation and of the test split.
+  std::map<std::string, double> val_metrics, test_metrics;
   std::string best_metric;
   std::optional<double> best_value;
   int64_t best_step = 0;
   std::string out_dir;
 
   /// {"steps", "epochs", "seconds", "interrupted", "val_loss", "val_accuracy", "test_loss",
-  /// "test_accuracy", "val_perplexity", "baseline_loss" (each when measured), "best":
+  /// "test_accuracy", "val_perplexity", "baseline_loss" (each when measured), "train_seconds",
+  /// "val" and "test" (objects of every metric, when measured), "best":
   /// {"metric", "value", "step"}, "out_dir"}.
   nlohmann::json to_json() const;
 };
