@@ -11,11 +11,13 @@
 
 #include "moxing/core/error.h"
 #include "moxing/core/rng.h"
+#include "moxing/data/csv.h"
 #include "moxing/data/dataset.h"
 #include "moxing/io/checkpoint.h"
 #include "moxing/tokenizers/bpe.h"
 #include "moxing/tokenizers/char.h"
 #include "moxing/tokenizers/utf8.h"
+#include "moxing/tokenizers/wordpiece.h"
 
 namespace moxing::train {
 
@@ -147,8 +149,15 @@ std::shared_ptr<tokenizers::Tokenizer> make_tokenizer(const DataConfig& d,
     return std::make_shared<tokenizers::ByteLevelBPE>(
         tokenizers::ByteLevelBPE::train(train_docs, o));
   }
+  if (d.tokenizer == "wordpiece") {
+    tokenizers::WordPieceTrainOptions o;
+    if (d.vocab_size > 0) o.vocab_size = d.vocab_size;
+    return std::make_shared<tokenizers::WordPieceTokenizer>(
+        tokenizers::WordPieceTokenizer::train(train_docs, o));
+  }
   MOXING_CHECK(fs::is_directory(d.tokenizer) || fs::is_regular_file(d.tokenizer),
-               "config: [data] tokenizer '{}' is neither \"char\", \"bpe\" nor a tokenizer folder",
+               "config: [data] tokenizer '{}' is neither \"char\", \"bpe\", \"wordpiece\" nor a "
+               "tokenizer folder",
                d.tokenizer);
   return std::shared_ptr<tokenizers::Tokenizer>(tokenizers::load_tokenizer(d.tokenizer));
 }
@@ -164,15 +173,39 @@ std::vector<int32_t> encode_documents(const tokenizers::Tokenizer& tok,
   return ids;
 }
 
+bool is_table(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  return ext == ".csv" || ext == ".tsv";
+}
+
+// the texts of a table's column, one document each
+std::vector<std::string> read_table_documents(const std::string& path, const std::string& column) {
+  MOXING_CHECK(fs::exists(path), "text file {} does not exist{}", path,
+               path.find("data/text") != std::string::npos
+                   ? " (scripts/get-text-data fetches the text data sets)"
+                   : "");
+  data::CsvTable t = data::read_csv(path);
+  const size_t c = t.column(column, "[data] text_column");
+  std::vector<std::string> docs;
+  for (const auto& row : t.rows) {
+    if (row[c].find_first_not_of(" \t\r\n") != std::string::npos) docs.push_back(row[c]);
+  }
+  return docs;
+}
+
 nlohmann::json data_key(const Config& config) {
   nlohmann::json d = config.to_json().at("data");
-  return {{"files", d.at("files")},
-          {"format", d.at("format")},
-          {"tokenizer", d.at("tokenizer")},
-          {"vocab_size", d.at("vocab_size")},
-          {"invalid_utf8", d.at("invalid_utf8")},
-          {"val_fraction", d.at("val_fraction")},
-          {"seed", config.train.seed}};
+  nlohmann::json key = {{"files", d.at("files")},
+                        {"format", d.at("format")},
+                        {"tokenizer", d.at("tokenizer")},
+                        {"vocab_size", d.at("vocab_size")},
+                        {"invalid_utf8", d.at("invalid_utf8")},
+                        {"val_fraction", d.at("val_fraction")},
+                        {"seed", config.train.seed}};
+  for (const std::string& f : config.data.files) {
+    if (is_table(f)) key["text_column"] = config.data.text_column;
+  }
+  return key;
 }
 
 }  // namespace
@@ -218,7 +251,9 @@ LMData prepare_lm_data(const Config& config, const std::string& out_dir, bool pr
   auto start = std::chrono::steady_clock::now();
   std::vector<std::string> docs;
   for (const auto& f : d.files) {
-    std::vector<std::string> part = read_documents(f, d.format, d.invalid_utf8 == "replace");
+    std::vector<std::string> part = is_table(f)
+                                        ? read_table_documents(f, d.text_column)
+                                        : read_documents(f, d.format, d.invalid_utf8 == "replace");
     MOXING_CHECK(!part.empty(), "text file {} holds no documents (format {})", f, d.format);
     docs.insert(docs.end(), std::make_move_iterator(part.begin()),
                 std::make_move_iterator(part.end()));
@@ -238,8 +273,10 @@ LMData prepare_lm_data(const Config& config, const std::string& out_dir, bool pr
 
   out.tokenizer = make_tokenizer(d, train_docs);
   auto eos = out.tokenizer->eos_token_id();
+  if (!eos) eos = out.tokenizer->token_to_id("[SEP]");  // BERT's separator
   MOXING_CHECK(eos.has_value(),
-               "tokenizer {} has no end-of-text token (<|endoftext|>), which separates documents",
+               "tokenizer {} has no end-of-text token (<|endoftext|>, [SEP]), which separates "
+               "documents",
                d.tokenizer);
   out.eos_id = *eos;
   std::vector<int32_t> train_ids = encode_documents(*out.tokenizer, train_docs, out.eos_id);
@@ -311,6 +348,40 @@ void sequential_windows(const TokenFile& tokens, int64_t T, int64_t first, int64
     std::copy(window.begin(), window.end() - 1, x.data<int64_t>() + b * T);
     std::copy(window.begin() + 1, window.end(), y.data<int64_t>() + b * T);
   }
+}
+
+RunValTokens open_run_val_tokens(const LoadedRun& run, int64_t vocab_size) {
+  // the run folder holding data/: the run's, or above the checkpoint
+  fs::path model_dir = fs::absolute(run.checkpoint_dir);
+  std::optional<fs::path> dir;
+  for (const fs::path& p : {fs::path(run.run_dir), model_dir, model_dir.parent_path(),
+                            model_dir.parent_path().parent_path()}) {
+    if (!p.empty() && fs::exists(p / "data" / "meta.json")) {
+      dir = p;
+      break;
+    }
+  }
+  MOXING_CHECK(dir.has_value(),
+               "{}: no data/meta.json of a `moxing train` run beside this model, so there is no "
+               "validation split to evaluate",
+               run.checkpoint_dir);
+  std::string meta_path = (*dir / "data" / "meta.json").string();
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(read_text_file(meta_path));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not valid JSON ({})", meta_path, e.what());
+  }
+  MOXING_CHECK(meta.value("val_tokens", 0) > 0, "{}: the run has no validation split",
+               dir->string());
+  MOXING_CHECK(meta.value("vocab_size", int64_t{0}) == vocab_size,
+               "{}: the token files were made with a tokenizer of {} tokens, the model's has {}",
+               meta_path, meta.value("vocab_size", int64_t{0}), vocab_size);
+  RunValTokens out;
+  out.tokens = std::make_shared<TokenFile>((*dir / "data" / "val.bin").string(),
+                                           meta.at("elem_size").get<int>());
+  out.unigram_loss = meta.value("val_unigram_loss", 0.0);
+  return out;
 }
 
 }  // namespace moxing::train

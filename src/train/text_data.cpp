@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -101,6 +102,36 @@ std::vector<std::vector<int64_t>> length_batches(const std::vector<tokenizers::E
   }
   if (!cur.empty()) out.push_back(std::move(cur));
   return out;
+}
+
+std::vector<int64_t> mask_tokens(std::vector<int64_t>& ids, const std::vector<char>& special,
+                                 int64_t mask_id, int64_t vocab_size, double p,
+                                 const Generator& gen) {
+  std::vector<int64_t> labels(ids.size(), -100);
+  auto is_special = [&](int64_t id) {
+    return id >= 0 && id < static_cast<int64_t>(special.size()) && special[static_cast<size_t>(id)];
+  };
+  int64_t chosen = 0, first_candidate = -1;
+  const auto threshold = static_cast<uint64_t>(p * 4294967296.0);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (is_special(ids[i])) continue;
+    if (first_candidate < 0) first_candidate = static_cast<int64_t>(i);
+    std::array<uint32_t, 4> r = gen.block(i);
+    if (r[0] >= threshold) continue;
+    ++chosen;
+    labels[i] = ids[i];
+    const double u = u32_to_unit_float(r[1]);
+    if (u < 0.8) {
+      ids[i] = mask_id;
+    } else if (u < 0.9) {
+      ids[i] = static_cast<int64_t>(r[2] % static_cast<uint64_t>(vocab_size));
+    }
+  }
+  if (chosen == 0 && first_candidate >= 0) {  // a batch without a target has no loss
+    labels[static_cast<size_t>(first_candidate)] = ids[static_cast<size_t>(first_candidate)];
+    ids[static_cast<size_t>(first_candidate)] = mask_id;
+  }
+  return labels;
 }
 
 void LabelledTexts::encode(const tokenizers::Tokenizer& tokenizer, int64_t max_length, bool cut) {

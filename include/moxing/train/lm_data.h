@@ -13,6 +13,7 @@
 #include "moxing/io/token_file.h"
 #include "moxing/tokenizers/tokenizer.h"
 #include "moxing/train/config.h"
+#include "moxing/train/task.h"
 
 namespace moxing::train {
 
@@ -26,7 +27,8 @@ std::string strip_terminal_codes(std::string_view text);
 /// are trimmed of surrounding whitespace; empty ones are dropped.
 std::vector<std::string> split_documents(std::string_view text, const std::string& format);
 
-/// The documents of a UTF-8 file. Invalid UTF-8 is an error naming the file and byte offset,
+/// The documents of a UTF-8 file. (prepare_lm_data also reads .csv / .tsv tables, a document
+/// per row of [data] text_column.) Invalid UTF-8 is an error naming the file and byte offset,
 /// or, with replace_invalid, each invalid sequence becomes U+FFFD.
 std::vector<std::string> read_documents(const std::string& path, const std::string& format,
                                         bool replace_invalid = false);
@@ -55,6 +57,15 @@ LMData prepare_lm_data(const Config& config, const std::string& out_dir, bool pr
 /// the same batch, so a resumed run sees the batches of an uninterrupted one.
 void sample_windows(const TokenFile& tokens, int64_t batch, int64_t T, uint64_t seed, uint64_t draw,
                     Tensor& x, Tensor& y);
+
+/// The validation tokens of the `moxing train` run a model comes from (data/ in the run folder,
+/// found from the checkpoint), checked against the tokenizer's vocabulary size: what `moxing
+/// eval` of a language model reads. The error says when the folder is not from a run.
+struct RunValTokens {
+  std::shared_ptr<TokenFile> tokens;
+  double unigram_loss = 0;  ///< the split's unigram entropy
+};
+RunValTokens open_run_val_tokens(const LoadedRun& run, int64_t vocab_size);
 
 /// Consecutive windows [i*T, i*T + T] for i in [first, first + count): x (count,T), y (count,T).
 void sequential_windows(const TokenFile& tokens, int64_t T, int64_t first, int64_t count, Tensor& x,

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "moxing/core/rng.h"
 #include "moxing/models/encoder.h"
 #include "moxing/tokenizers/tokenizer.h"
 #include "moxing/tokenizers/wordpiece.h"
@@ -39,6 +40,15 @@ models::EncoderInputs pad_batch(const std::vector<tokenizers::Encoding>& all,
 /// reaches max_batch texts or about max_tokens padded positions.
 std::vector<std::vector<int64_t>> length_batches(const std::vector<tokenizers::Encoding>& all,
                                                  int64_t max_batch, int64_t max_tokens = 16384);
+
+/// BERT's masking for masked-LM training (transformers' DataCollatorForLanguageModeling):
+/// each token of ids that is not special is chosen with probability p; a chosen token becomes
+/// mask_id (80%), a random id below vocab_size (10%) or stays (10%). Returns the labels: the
+/// chosen positions' original ids, -100 elsewhere; at least one token is chosen when any
+/// can be. Draws come from gen's stream at blocks [0, ids.size()), so (seed, ids) fixes them.
+std::vector<int64_t> mask_tokens(std::vector<int64_t>& ids, const std::vector<char>& special,
+                                 int64_t mask_id, int64_t vocab_size, double p,
+                                 const Generator& gen);
 
 /// "single_label_classification", "multi_label_classification" or "regression".
 inline constexpr const char* kSingleLabel = "single_label_classification";

@@ -173,36 +173,10 @@ class CausalLMTask : public Task {
     (void)data_path;
     models::CausalLM& lm = run.model.expect<models::CausalLM>("a causal language model");
     auto tokenizer = tokenizers::load_tokenizer(run.checkpoint_dir);
-    // the run folder holding data/: the run's, or above the checkpoint
-    fs::path model_dir = fs::absolute(run.checkpoint_dir);
-    std::optional<fs::path> dir;
-    for (const fs::path& p : {fs::path(run.run_dir), model_dir, model_dir.parent_path(),
-                              model_dir.parent_path().parent_path()}) {
-      if (!p.empty() && fs::exists(p / "data" / "meta.json")) {
-        dir = p;
-        break;
-      }
-    }
-    MOXING_CHECK(dir.has_value(),
-                 "{}: no data/meta.json of a `moxing train` run beside this model, so there is "
-                 "no validation split to evaluate; score a text file with `moxing perplexity {} "
-                 "FILE`",
-                 run.checkpoint_dir, run.checkpoint_dir);
-    std::string meta_path = (*dir / "data" / "meta.json").string();
-    nlohmann::json meta;
-    try {
-      meta = nlohmann::json::parse(read_text_file(meta_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: not valid JSON ({})", meta_path, e.what());
-    }
-    MOXING_CHECK(meta.value("val_tokens", 0) > 0, "{}: the run has no validation split",
-                 dir->string());
-    MOXING_CHECK(meta.value("vocab_size", int64_t{0}) == tokenizer->vocab_size(),
-                 "{}: the token files were made with a tokenizer of {} tokens, the model's has {}",
-                 meta_path, meta.value("vocab_size", int64_t{0}), tokenizer->vocab_size());
-    TokenFile val((*dir / "data" / "val.bin").string(), meta.at("elem_size").get<int>());
+    RunValTokens run_val = open_run_val_tokens(run, tokenizer->vocab_size());
+    const TokenFile& val = *run_val.tokens;
     LMEvalResult r = evaluate_lm(lm, val, std::max<int64_t>(1, run.config.data.batch_size));
-    double baseline = meta.value("val_unigram_loss", 0.0);
+    double baseline = run_val.unigram_loss;
     EvalReport out;
     out.json = {{"split", "val"},
                 {"tokens", r.tokens},
