@@ -16,6 +16,7 @@
 #include "moxing/nn/layers.h"
 #include "moxing/ops/attention.h"
 #include "moxing/ops/elementwise.h"
+#include "moxing/ops/indexing.h"
 #include "moxing/ops/shape.h"
 
 namespace moxing::models {
@@ -316,6 +317,11 @@ Tensor BertForMaskedLM::predict(const Tensor& hidden) {
 
 Tensor BertForMaskedLM::mlm_logits(const EncoderInputs& inputs) {
   return predict(bert->encode(inputs));
+}
+
+Tensor BertForMaskedLM::mlm_logits_at(const EncoderInputs& inputs, const Tensor& positions) {
+  Tensor h = bert->encode(inputs);  // (B,T,C)
+  return predict(index_select(h.reshape({h.size(0) * h.size(1), h.size(2)}), 0, positions));
 }
 
 // ---- the family

@@ -181,6 +181,8 @@ class BertForMaskedLM : public nn::Module, public MaskedLM, public TextEncoder {
  public:
   explicit BertForMaskedLM(const BertConfig& config, Generator* gen = nullptr);
   Tensor mlm_logits(const EncoderInputs& inputs) override;
+  /// The head on the selected positions' hidden states only.
+  Tensor mlm_logits_at(const EncoderInputs& inputs, const Tensor& positions) override;
   /// hidden (..., C) -> logits (..., V): the prediction head alone.
   Tensor predict(const Tensor& hidden);
   Tensor encode(const EncoderInputs& inputs) override { return bert->encode(inputs); }

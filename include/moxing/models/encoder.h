@@ -54,6 +54,10 @@ class MaskedLM {
  public:
   virtual ~MaskedLM() = default;
   virtual Tensor mlm_logits(const EncoderInputs& inputs) = 0;
+  /// The logits (N,V) of the N flat positions (b * T + t, i64 (N)) only: what training needs,
+  /// where a few positions are masked. The default selects them from mlm_logits; a model
+  /// whose head is costly applies it to those positions alone.
+  virtual Tensor mlm_logits_at(const EncoderInputs& inputs, const Tensor& positions);
   virtual int64_t vocab_size() const = 0;
   nn::Module& module() { return dynamic_cast<nn::Module&>(*this); }
 };

@@ -11,6 +11,7 @@
 #include "moxing/core/error.h"
 #include "moxing/data/dataset.h"
 #include "moxing/ops/elementwise.h"
+#include "moxing/ops/indexing.h"
 #include "moxing/ops/loss.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/optim/param_groups.h"
@@ -63,6 +64,18 @@ std::vector<int64_t> read_blocks(const TokenFile& tokens, std::span<const int64_
   return ids;
 }
 
+// the flat positions of the masked tokens and their original ids, both i64 (N)
+std::pair<Tensor, Tensor> masked_positions(const std::vector<int64_t>& labels) {
+  std::vector<int64_t> pos, target;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0) continue;
+    pos.push_back(static_cast<int64_t>(i));
+    target.push_back(labels[i]);
+  }
+  const auto n = static_cast<int64_t>(pos.size());
+  return {from_vector(pos, {n}), from_vector(target, {n})};
+}
+
 struct MLMEval {
   double loss = 0, accuracy = 0;
   int64_t targets = 0;
@@ -89,16 +102,14 @@ MLMEval evaluate_mlm(models::MaskedLM& model, const TokenFile& tokens, int64_t L
         mask_tokens(ids, m.special, m.mask, m.vocab, p,
                     Generator(data::mix_seed(seed, 0x9e37 + static_cast<uint64_t>(first))));
     const int64_t T = L + 2;
-    Tensor logits = model.mlm_logits({from_vector(ids, {count, T}), Tensor(), Tensor()});
-    Tensor flat = logits.reshape({count * T, logits.size(2)});
-    Tensor target = from_vector(labels, {count * T});
-    loss_sum += cross_entropy(flat, target, Reduction::sum).to(DType::f64).item<double>();
-    std::vector<int64_t> pred = argmax(flat, 1).contiguous().to_vector<int64_t>();
-    for (size_t i = 0; i < labels.size(); ++i) {
-      if (labels[i] < 0) continue;
-      ++n;
-      correct += pred[i] == labels[i];
-    }
+    auto [positions, targets] = masked_positions(labels);
+    Tensor logits =
+        model.mlm_logits_at({from_vector(ids, {count, T}), Tensor(), Tensor()}, positions);
+    loss_sum += cross_entropy(logits, targets, Reduction::sum).to(DType::f64).item<double>();
+    std::vector<int64_t> pred = argmax(logits, 1).contiguous().to_vector<int64_t>();
+    std::vector<int64_t> truth = targets.to_vector<int64_t>();
+    for (size_t i = 0; i < truth.size(); ++i) correct += pred[i] == truth[i];
+    n += static_cast<int64_t>(truth.size());
   }
   module.train(was_training);
   MLMEval r;
@@ -191,13 +202,17 @@ class MaskedLMTask : public Task {
     std::vector<int64_t> labels =
         mask_tokens(ids, ids_.special, ids_.mask, ids_.vocab, config_.data.mlm_probability,
                     Generator(data::mix_seed(data::mix_seed(seed, 0x6d6c6d), draw)));
-    return step_on(from_vector(ids, {count, L_ + 2}), from_vector(labels, {count, L_ + 2}));
+    auto [positions, targets] = masked_positions(labels);
+    return step_on(from_vector(ids, {count, L_ + 2}), positions, targets);
   }
 
   std::optional<StepOutput> meta_step(Run& run) override {
     (void)run;
     const int64_t B = config_.data.batch_size, T = L_ + 2;
-    return step_on(empty({B, T}, DType::i64), empty({B, T}, DType::i64));
+    // the expected share of masked tokens
+    const auto n =
+        static_cast<int64_t>(std::ceil(static_cast<double>(B * T) * config_.data.mlm_probability));
+    return step_on(empty({B, T}, DType::i64), empty({n}, DType::i64), empty({n}, DType::i64));
   }
 
   std::optional<Metrics> validate(Run& run) override {
@@ -239,12 +254,12 @@ class MaskedLMTask : public Task {
   }
 
  private:
-  StepOutput step_on(const Tensor& ids, const Tensor& labels) {
-    Tensor logits = mlm_->mlm_logits({ids, Tensor(), Tensor()});  // (B,T,V)
-    const int64_t n = ids.numel();
+  // the loss over the masked tokens: the head runs on those positions alone
+  StepOutput step_on(const Tensor& ids, const Tensor& positions, const Tensor& targets) {
+    Tensor logits = mlm_->mlm_logits_at({ids, Tensor(), Tensor()}, positions);  // (N,V)
     StepOutput out;
-    out.loss = cross_entropy(logits.reshape({n, logits.size(2)}), labels.reshape({n}));
-    out.items = n;
+    out.loss = cross_entropy(logits, targets);
+    out.items = ids.numel();
     return out;
   }
 
