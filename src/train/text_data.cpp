@@ -303,6 +303,12 @@ LabelledData load_labelled_data(const Config& config, const std::string& problem
     out.labels = {"LABEL_0"};
   } else if (!d.labels.empty()) {
     out.labels = d.labels;
+    // one class gives one logit, whose cross-entropy is 0 whatever the model says
+    MOXING_CHECK(problem_type != kSingleLabel || out.labels.size() >= 2,
+                 "config: [data] labels lists one label ({}); single-label classification needs "
+                 "two or more (to predict one number, set [model] problem_type = \"regression\", "
+                 "which takes no labels)",
+                 fmt::join(out.labels, ", "));
     std::set<std::string> unique(out.labels.begin(), out.labels.end());
     MOXING_CHECK(unique.size() == out.labels.size(), "config: [data] labels lists a label twice");
   } else {
