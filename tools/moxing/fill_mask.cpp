@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "command.h"
 #include "moxing/autograd/node.h"
@@ -38,6 +39,8 @@ int run_fill_mask(const FillMaskOptions& o) {
   auto tokenizer = tokenizers::load_tokenizer(run.checkpoint_dir);
   auto mask = tokenizer->token_to_id("[MASK]");
   MOXING_CHECK(mask.has_value(), "{}: the tokenizer has no [MASK] token", run.checkpoint_dir);
+  std::optional<int32_t> pad = tokenizer->token_to_id("[PAD]");
+  if (!pad) pad = tokenizer->token_to_id("<pad>");
   int64_t window = 512;
   if (auto* enc = run.model.as<models::TextEncoder>()) window = enc->max_positions();
   NoGradGuard no_grad;
@@ -69,13 +72,15 @@ int run_fill_mask(const FillMaskOptions& o) {
       if (!o.json && where.size() > 1) std::cout << fmt::format("  [MASK] {}\n", m + 1);
       for (int64_t j = 0; j < k; ++j) {
         const int32_t id = order[static_cast<size_t>(j)];
+        // as transformers: padding dropped; with one [MASK] the special tokens are skipped,
+        // with several all are kept ([CLS] ... [SEP]), so the other [MASK]s show
         std::vector<int32_t> filled;
         for (size_t i = 0; i < e.ids.size(); ++i) {
           const int32_t t = i == where[m] ? id : e.ids[i];
-          if (!tokenizer->is_special(t) || t == *mask) filled.push_back(t);
+          if (t != pad) filled.push_back(t);
         }
         const std::string token_str = tokenizer->decode(std::vector<int32_t>{id});
-        const std::string sequence = tokenizer->decode(filled);
+        const std::string sequence = tokenizer->decode(filled, where.size() == 1);
         top.push_back(
             {{"score", row[id]}, {"token", id}, {"token_str", token_str}, {"sequence", sequence}});
         if (!o.json)
