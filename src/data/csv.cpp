@@ -20,12 +20,14 @@ size_t CsvTable::column(const std::string& column_name, const std::string& what)
 }
 
 CsvTable parse_csv(std::string_view text, const std::string& name, char delimiter) {
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  const size_t bom = text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;
+  text.remove_prefix(bom);
   size_t bad = tokenizers::find_invalid_utf8(text);
   if (bad != std::string_view::npos) {
     int64_t line = 1;
     for (size_t i = 0; i < bad; ++i) line += text[i] == '\n';
-    fail("{}:{}: invalid UTF-8 at byte {}; convert the file to UTF-8", name, line, bad);
+    // the byte as the file counts it, the byte-order mark included
+    fail("{}:{}: invalid UTF-8 at byte {}; convert the file to UTF-8", name, line, bad + bom);
   }
   CsvTable t;
   t.name = name;
