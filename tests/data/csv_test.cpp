@@ -76,8 +76,14 @@ TEST(Csv, ByteOrderMarkIsNotPartOfTheFirstColumn) {
   t = data::parse_csv("\xEF\xBB\xBFtext\tlabel\r\nhi\tpos\r\n", "bom.tsv", '\t');
   EXPECT_EQ(t.column("text"), 0u);
   EXPECT_EQ(t.rows, (Rows{{"hi", "pos"}}));
+  // the byte of invalid UTF-8 is counted in the file, the BOM included
+  const std::string bad = std::string("\xEF\xBB\xBF") + "a,b\nok,\xff\n";
+  std::string e = error_of([&] { data::parse_csv(bad, "bom.csv"); });
+  EXPECT_TRUE(contains(e, "bom.csv:2: invalid UTF-8 at byte 10")) << e;
+  e = error_of([] { data::parse_csv("a,b\nok,\xff\n", "plain.csv"); });
+  EXPECT_TRUE(contains(e, "plain.csv:2: invalid UTF-8 at byte 7")) << e;
   // a BOM-only file is empty
-  std::string e = error_of([] { data::parse_csv("\xEF\xBB\xBF", "only_bom.csv"); });
+  e = error_of([] { data::parse_csv("\xEF\xBB\xBF", "only_bom.csv"); });
   EXPECT_TRUE(contains(e, "only_bom.csv: the file is empty")) << e;
 }
 
