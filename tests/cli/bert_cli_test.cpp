@@ -127,7 +127,7 @@ TEST(FillMaskCli, BadInputGetsClearErrors) {
   EXPECT_NE(r.out.find("fill-mask: no text"), std::string::npos) << r.out;
   r = run_cli("fill-mask " + kFixtures + "/no_such_model --text '[MASK]'");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("no_such_model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no_such_model does not exist"), std::string::npos) << r.out;
 }
 
 TEST(ClassifyCli, JsonMatchesTransformersPipeline) {
@@ -191,7 +191,7 @@ TEST(ClassifyCli, BadInputGetsClearErrors) {
   EXPECT_NE(r.out.find("is not a sequence classifier"), std::string::npos) << r.out;
   r = run_cli("classify " + kFixtures + "/no_such_model --text fine");
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("no_such_model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("no_such_model does not exist"), std::string::npos) << r.out;
   const std::string bad = ::testing::TempDir() + "/moxing_classify_bad.txt";
   std::ofstream(bad) << "fine\nbad \xff\n";
   r = run_cli("classify " + kCls + " --file " + bad);
