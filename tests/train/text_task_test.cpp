@@ -90,13 +90,10 @@ std::string topic_table(int n, unsigned seed) {
   for (int i = 0; i < n; ++i) {
     std::set<size_t> on = {rng() % 3};
     if (i % 2 == 1) on.insert(rng() % 3);
-    std::vector<std::string> words, names;
-    for (size_t k : on) {
-      words.push_back(kTopics[k]);
-      names.push_back(kTopics[k]);
-    }
+    std::vector<std::string> words;
+    for (size_t k : on) words.push_back(kTopics[k]);
     std::string cell;
-    for (const std::string& s : names) cell += (cell.empty() ? "" : ",") + s;
+    for (const std::string& w : words) cell += (cell.empty() ? "" : ",") + w;
     t += fmt::format("{},\"{}\"\n", sentence(rng, words), cell);
   }
   return t;
@@ -167,7 +164,7 @@ TEST(MaskTokens, SelectsFifteenPercentSplitEightyTenTenAndSkipsSpecials) {
   for (int i = 0; i < 5; ++i) special[static_cast<size_t>(i)] = 1;
   std::vector<int64_t> original(20000);
   for (size_t i = 0; i < original.size(); ++i) {
-    // every tenth position a special token ([CLS], [SEP] or [PAD])
+    // every tenth position a special token ([UNK], [CLS] or [SEP])
     original[i] = i % 10 == 0 ? static_cast<int64_t>(i / 10 % 3) + 1 : 5 + (i * 7919) % 995;
   }
   std::vector<int64_t> ids = original;
