@@ -73,7 +73,11 @@ void addmm(const Tensor& bias, const Tensor& a, const Tensor& b, Tensor& out) {
                [&](int64_t m0, int64_t m1) {
                  for (int64_t m = m0; m < m1; ++m) {
                    T* row = po + m * N;
-                   for (int64_t n = 0; n < N; ++n) row[n] = pbias[n * sb];
+                   if (sb == 1) {
+                     std::copy(pbias, pbias + N, row);  // a memcpy, where the strided loop is not
+                   } else {
+                     for (int64_t n = 0; n < N; ++n) row[n] = pbias[n * sb];
+                   }
                  }
                });
   if (K == 0) return;
