@@ -19,7 +19,7 @@ python="${PYTHON:-python3}"
 data="${TEXT_DATA:-data/text}"
 model="$data/all-MiniLM-L6-v2"
 csv="$data/rotten-tomatoes/train.csv"
-embed_flags=(--model "$model" --file "$csv" --column text --limit 2048 --repeats 3)
+embed_flags=(--model "$model" --file "$csv" --column text --limit 512 --repeats 3)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
