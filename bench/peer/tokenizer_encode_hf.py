@@ -1,14 +1,17 @@
 """HF `tokenizers` peer of `moxing bench-tokenizer`: encode throughput (MB/s, one thread) of
 Tokenizer.from_file on a text file, whole (encode) and line by line (encode_batch), with a
 cold cache (first pass of a fresh tokenizer) and a warm one (best of three later passes).
+With --column NAME the texts are that column of a CSV/TSV table: "lines" its cells, "whole"
+the cells joined by newlines (as moxing bench-tokenizer --column).
 Prints a table or, with --json, one JSON object with the same keys as moxing's.
-Usage: python3 bench/peer/tokenizer_encode_hf.py TOKENIZER_JSON FILE [--json]
+Usage: python3 bench/peer/tokenizer_encode_hf.py TOKENIZER_JSON FILE [--column NAME] [--json]
 """
 import os
 
 os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+import csv  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -18,6 +21,8 @@ from tokenizers import Tokenizer  # noqa: E402
 
 def measure(path, encode_all):
     tok = Tokenizer.from_file(path)
+    tok.no_truncation()  # a model's tokenizer.json may cut to its window; moxing's encode never
+    tok.no_padding()
     t0 = time.perf_counter()
     tokens = encode_all(tok)
     cold = time.perf_counter() - t0
@@ -32,18 +37,29 @@ def measure(path, encode_all):
 def main():
     args = [a for a in sys.argv[1:] if a != "--json"]
     as_json = "--json" in sys.argv[1:]
+    column = None
+    if "--column" in args:
+        i = args.index("--column")
+        column = args[i + 1]
+        del args[i:i + 2]
     path, file = args
     if os.path.isdir(path):
         path = os.path.join(path, "tokenizer.json")
-    with open(file, "rb") as f:
-        text = f.read().decode("utf-8", errors="replace")
-    lines = []
-    start = 0
-    while start < len(text):
-        nl = text.find("\n", start)
-        end = len(text) if nl < 0 else nl + 1
-        lines.append(text[start:end])
-        start = end
+    if column is not None:
+        with open(file, newline="", encoding="utf-8") as f:
+            delimiter = "\t" if file.endswith(".tsv") else ","
+            lines = [row[column] for row in csv.DictReader(f, delimiter=delimiter)]
+        text = "".join(line + "\n" for line in lines)
+    else:
+        with open(file, "rb") as f:
+            text = f.read().decode("utf-8", errors="replace")
+        lines = []
+        start = 0
+        while start < len(text):
+            nl = text.find("\n", start)
+            end = len(text) if nl < 0 else nl + 1
+            lines.append(text[start:end])
+            start = end
     nbytes = len(text.encode("utf-8"))
     mb = nbytes / 1e6
     wc, ww, wt = measure(path, lambda t: len(t.encode(text, add_special_tokens=False).ids))

@@ -41,4 +41,10 @@ using MatmulFn = void(const Tensor& a, const Tensor& b, Tensor& out);
 
 MOXING_DECLARE_KERNEL(matmul_forward, MatmulFn);
 
+/// bias (N), a (M,K), b (K,N) with blas_layout ok; out (M,N) contiguous.
+/// out = bias + a @ b (bias added to every row): torch.addmm with beta = alpha = 1
+using AddmmFn = void(const Tensor& bias, const Tensor& a, const Tensor& b, Tensor& out);
+
+MOXING_DECLARE_KERNEL(addmm_forward, AddmmFn);
+
 }  // namespace moxing::kernels

@@ -2,10 +2,12 @@
 // window) over any text encoder family.
 #include "moxing/models/sentence.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "moxing/autograd/node.h"
 #include "moxing/core/error.h"
@@ -118,23 +120,35 @@ SentenceEncoder SentenceEncoder::load(const std::string& dir, const SentenceEnco
   return s;
 }
 
+// Texts are tokenized once, then run longest first in batches of batch_size, so a batch pads
+// its texts to about their own length (sentence-transformers sorts by characters instead);
+// the vectors go back to the texts' order.
 Tensor SentenceEncoder::embed(const std::vector<std::string>& texts) const {
   NoGradGuard no_grad;
   for (size_t i = 0; i < texts.size(); ++i) {
     MOXING_CHECK(!texts[i].empty(), "embed: text {} is empty", i);
   }
+  MOXING_CHECK(!texts.empty(), "embed: no texts");
   TextEncoder& encoder = model.expect<TextEncoder>("a text encoder");
-  std::vector<Tensor> parts;
   tokenizers::EncodeOptions eo;
   eo.max_length = max_seq_length;
+  std::vector<tokenizers::Encoding> enc;
+  enc.reserve(texts.size());
+  for (const auto& t : texts) enc.push_back(tokenizer->encode_for_model(t, std::nullopt, eo));
+  std::vector<int64_t> order(texts.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return enc[static_cast<size_t>(a)].ids.size() > enc[static_cast<size_t>(b)].ids.size();
+  });
+  std::vector<Tensor> parts;
   for (size_t first = 0; first < texts.size(); first += static_cast<size_t>(batch_size)) {
     const size_t n = std::min(texts.size() - first, static_cast<size_t>(batch_size));
-    std::vector<std::string> chunk(texts.begin() + static_cast<std::ptrdiff_t>(first),
-                                   texts.begin() + static_cast<std::ptrdiff_t>(first + n));
-    std::vector<tokenizers::Encoding> enc = tokenizer->encode_batch(chunk, eo);
-    const int64_t B = static_cast<int64_t>(n), T = static_cast<int64_t>(enc[0].ids.size());
+    const int64_t B = static_cast<int64_t>(n);
+    const int64_t T = static_cast<int64_t>(enc[static_cast<size_t>(order[first])].ids.size());
     std::vector<int64_t> ids, types, mask;
-    for (const auto& e : enc) {
+    for (size_t j = first; j < first + n; ++j) {
+      tokenizers::Encoding e = enc[static_cast<size_t>(order[j])];
+      tokenizer->pad(e, T);
       ids.insert(ids.end(), e.ids.begin(), e.ids.end());
       types.insert(types.end(), e.token_type_ids.begin(), e.token_type_ids.end());
       mask.insert(mask.end(), e.attention_mask.begin(), e.attention_mask.end());
@@ -158,8 +172,12 @@ Tensor SentenceEncoder::embed(const std::vector<std::string>& texts) const {
     }
     parts.push_back(v.contiguous());
   }
-  MOXING_CHECK(!parts.empty(), "embed: no texts");
-  return parts.size() == 1 ? parts[0] : cat(parts, 0);
+  Tensor sorted = parts.size() == 1 ? parts[0] : cat(parts, 0);
+  // row i of the result is the text order[j] = i
+  std::vector<int64_t> where_is(texts.size());
+  for (size_t j = 0; j < order.size(); ++j)
+    where_is[static_cast<size_t>(order[j])] = static_cast<int64_t>(j);
+  return index_select(sorted, 0, from_vector(where_is, {static_cast<int64_t>(where_is.size())}));
 }
 
 }  // namespace moxing::models

@@ -12,6 +12,7 @@ namespace moxing {
 
 namespace kernels {
 MOXING_DEFINE_KERNEL(matmul_forward, MatmulFn)
+MOXING_DEFINE_KERNEL(addmm_forward, AddmmFn)
 }  // namespace kernels
 
 namespace {
@@ -66,6 +67,32 @@ Tensor batched_matmul(const Tensor& a, const Tensor& b) {
           }
           return std::vector<Tensor>{ga, gb};
         });
+  }
+  return out;
+}
+
+// x (N,C_in) w (C_out,C_in) b (C_out) -> y (N,C_out) = b + x w^T, the bias fused into the GEMM
+// (addmm kernel). dx = dy w, dw = dy^T x, db = column sums of dy, each only when needed.
+Tensor linear_2d(const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tensor out = empty({x.size(0), w.size(0)}, x.options());
+  {
+    Tensor xm = kernels::blas_layout(x).ok ? x.detach() : contiguous(x.detach());
+    Tensor wt = w.detach().t();
+    if (!kernels::blas_layout(wt).ok) wt = contiguous(w.detach()).t();
+    kernels::addmm_forward().get(x.device(), x.dtype())(b.detach(), xm, wt, out);
+  }
+  if (autograd::any_requires_grad({x, w, b})) {
+    autograd::SavedTensor saved_x(w.requires_grad() ? x : Tensor(), "linear");
+    autograd::SavedTensor saved_w(x.requires_grad() ? w : Tensor(), "linear");
+    const bool need_b = b.requires_grad();
+    autograd::record("linear", {out}, {x, w, b},
+                     [saved_x, saved_w, need_b](const std::vector<Tensor>& g) {
+                       Tensor gx, gw, gb;
+                       if (saved_w.defined()) gx = batched_matmul(g[0], saved_w.get());
+                       if (saved_x.defined()) gw = batched_matmul(g[0].t(), saved_x.get());
+                       if (need_b) gb = sum(g[0], {0});
+                       return std::vector<Tensor>{gx, gw, gb};
+                     });
   }
   return out;
 }
@@ -127,6 +154,13 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     MOXING_CHECK(b.dim() == 1 && b.size(0) == w.size(0),
                  "linear: bias shape {} does not match weight shape {} (expected [{}])",
                  shape_str(b.shape()), shape_str(w.shape()), w.size(0));
+  }
+  if (b.defined() && x.dim() >= 2 && kernels::addmm_forward().has(x.device().type, x.dtype())) {
+    // (..., C_in) as rows (N, C_in): a view when x is contiguous
+    Shape out_shape = x.shape();
+    out_shape.back() = w.size(0);
+    const int64_t rows = shape_numel(Shape(x.shape().begin(), x.shape().end() - 1));
+    return reshape(linear_2d(reshape(x, {rows, x.size(-1)}), w, b), out_shape);
   }
   Tensor y = matmul(x, w.t());  // a transposed view: BLAS reads it as is
   return b.defined() ? add(y, b) : y;

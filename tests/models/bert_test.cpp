@@ -74,6 +74,8 @@ TEST(Bert, EncoderAndClassifierMatchTransformers) {
   EXPECT_LT(max_abs_diff_unpadded(hidden, reference().get("last_hidden_state"),
                                   reference().get("attention_mask")),
             1e-4);
+  // padded positions too: their queries attend to the real keys, as in transformers (not zeros)
+  EXPECT_LT(max_abs_diff(hidden, reference().get("last_hidden_state")), 1e-4);
   auto* model = m.as<BertForSequenceClassification>();
   ASSERT_NE(model, nullptr);
   EXPECT_LT(max_abs_diff(model->bert->pool(hidden), reference().get("pooler_output")), 1e-4);

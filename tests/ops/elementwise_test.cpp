@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "kernels/cpu/vec_math.h"
 #include "op_harness.h"
 
 using namespace moxing;
@@ -127,4 +128,43 @@ TEST(Elementwise, GeluTanhF32MatchesF64AcrossTheRange) {
   }
   EXPECT_LT(err, 2e-6);
   EXPECT_LT(gerr, 2e-6);
+}
+
+TEST(Elementwise, GeluErfF32MatchesF64AcrossTheRange) {
+  // the f32 erf form runs the vectorized erf_f32; compare it with the f64 formula (std::erf)
+  std::vector<double> xs;
+  for (int i = -20000; i <= 20000; ++i) xs.push_back(i * 5e-4);
+  for (double v : {1e-6, -1e-6, 3e-3, -3e-3, 0.0, 40.0, -40.0}) xs.push_back(v);
+  Tensor x64 = from_vector(xs, {static_cast<int64_t>(xs.size())});
+  Tensor x32 = x64.to(DType::f32).requires_grad_();
+  Tensor y32 = gelu(x32);
+  sum(y32).backward();
+  Tensor x = x64.clone().requires_grad_();
+  Tensor y = gelu(x);
+  sum(y).backward();
+  std::vector<double> want = y.to_vector<double>(), got = y32.to(DType::f64).to_vector<double>();
+  std::vector<double> gwant = x.grad().to_vector<double>();
+  std::vector<double> ggot = x32.grad().to(DType::f64).to_vector<double>();
+  double err = 0, gerr = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    err = std::max(err, std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i])));
+    gerr = std::max(gerr, std::abs(ggot[i] - gwant[i]));
+  }
+  EXPECT_LT(err, 2e-6);
+  EXPECT_LT(gerr, 2e-6);
+}
+
+TEST(Elementwise, ErfF32MatchesStdErf) {
+  // the scalar body of the vectorized kernels, against std::erf in double, over [-10, 10]
+  double worst = 0;
+  for (int i = -200000; i <= 200000; ++i) {
+    const float x = static_cast<float>(i * 5e-5);
+    worst = std::max(worst, std::abs(static_cast<double>(kernels::cpu::erf_f32(x)) -
+                                     std::erf(static_cast<double>(x))));
+  }
+  EXPECT_LT(worst, 5e-7);
+  EXPECT_EQ(kernels::cpu::erf_f32(0.0f), 0.0f);
+  EXPECT_EQ(kernels::cpu::erf_f32(INFINITY), 1.0f);
+  EXPECT_EQ(kernels::cpu::erf_f32(-INFINITY), -1.0f);
+  EXPECT_TRUE(std::isnan(kernels::cpu::erf_f32(NAN)));
 }

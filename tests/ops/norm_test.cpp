@@ -58,6 +58,23 @@ TEST(LayerNorm, LargeInputMatchesCompositeIncludingGradients) {
   EXPECT_EQ(moxing::testing::compare(gb, b.grad(), 1e-10, 1e-9), "");
 }
 
+TEST(LayerNorm, F32RowsMatchF64) {
+  // the f32 forward runs a vectorized row (16 lanes and a tail): widths with and without a
+  // tail, an offset mean that a careless variance loses, with and without weight and bias
+  Generator gen(13);
+  for (int64_t C : {1, 7, 16, 37, 384, 768}) {
+    Tensor x = add(randn({9, C}, DType::f64, &gen), 100.0);
+    Tensor w = randn({C}, DType::f64, &gen), b = randn({C}, DType::f64, &gen);
+    for (bool affine : {true, false}) {
+      Tensor w64 = affine ? w : Tensor(), b64 = affine ? b : Tensor();
+      Tensor want = layer_norm(x, {C}, w64, b64);
+      Tensor got = layer_norm(x.to(DType::f32), {C}, affine ? w.to(DType::f32) : Tensor(),
+                              affine ? b.to(DType::f32) : Tensor());
+      EXPECT_EQ(moxing::testing::compare(got.to(DType::f64), want, 2e-4, 1e-4), "") << "C " << C;
+    }
+  }
+}
+
 TEST(LayerNorm, SameResultForAnyThreadCount) {
   Generator gen(12);
   Tensor x = randn({300, 64}, DType::f32, &gen).requires_grad_();

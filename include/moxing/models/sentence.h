@@ -31,7 +31,8 @@ class SentenceEncoder {
   /// Loads a sentence-transformers folder, or a plain model folder (mean pooling, no
   /// normalization, the model's positions as the window). Errors name the file and the fix.
   static SentenceEncoder load(const std::string& dir, const SentenceEncoderOptions& options = {});
-  /// (N, C) f32 vectors of texts, in order. Empty text is an error naming its index.
+  /// (N, C) f32 vectors of texts, in order (run longest first in batches of batch_size, so
+  /// that a batch pads little). Empty text is an error naming its index.
   Tensor embed(const std::vector<std::string>& texts) const;
 
   std::string pooling = "mean";

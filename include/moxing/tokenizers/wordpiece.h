@@ -150,6 +150,8 @@ class WordPieceTokenizer : public Tokenizer {
   /// The same for text pairs.
   std::vector<Encoding> encode_batch(std::span<const std::pair<std::string, std::string>> pairs,
                                      const EncodeOptions& o = {}) const;
+  /// e padded on the right to length with the pad token (mask 0, type 0), as encode_batch pads.
+  void pad(Encoding& e, int64_t length) const;
 
   const WordPieceOptions& options() const { return options_; }
   const std::vector<AddedToken>& added_tokens() const { return added_; }
@@ -170,7 +172,6 @@ class WordPieceTokenizer : public Tokenizer {
   void encode_word(std::string_view word, std::vector<int32_t>& ids) const;
   Encoding post_process(std::vector<int32_t> a, std::optional<std::vector<int32_t>> b,
                         const EncodeOptions& o) const;
-  void pad(Encoding& e, int64_t length) const;
 
   struct Hash {
     using is_transparent = void;

@@ -58,7 +58,8 @@ MOXING_CMP_KERNEL(gt, x > y)
 MOXING_CMP_KERNEL(ge, x >= y)
 #undef MOXING_CMP_KERNEL
 
-// GELU's tanh form in f32 (GPT-2's activation) with the vectorizable tanh_f32, built per ISA.
+// GELU in f32 with the vectorizable tanh_f32 (the tanh form, GPT-2's) and erf_f32 (the erf
+// form, BERT's), built per ISA.
 __attribute__((always_inline)) inline float gelu_tanh_f32(float x) {
   float inner = static_cast<float>(kSqrt2OverPi) * (x + 0.044715f * x * x * x);
   return 0.5f * x * (1.0f + tanh_f32(inner));
@@ -69,36 +70,54 @@ __attribute__((always_inline)) inline float gelu_tanh_grad_f32(float x) {
   float dinner = static_cast<float>(kSqrt2OverPi) * (1.0f + 3.0f * 0.044715f * x * x);
   return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * dinner;
 }
-#define MOXING_GELU_ROWS(suffix, attr)                                                          \
-  attr void gelu_tanh_rows_##suffix(const float* x, float* y, int64_t n) {                      \
-    for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh_f32(x[i]);                                 \
-  }                                                                                             \
-  attr void gelu_tanh_grad_rows_##suffix(const float* g, const float* x, float* y, int64_t n) { \
-    for (int64_t i = 0; i < n; ++i) y[i] = g[i] * gelu_tanh_grad_f32(x[i]);                     \
+// y = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); dy/dx = Phi(x) + x phi(x)
+__attribute__((always_inline)) inline float gelu_erf_f32(float x) {
+  return 0.5f * x * (1.0f + erf_f32(x * static_cast<float>(kSqrt1_2)));
+}
+__attribute__((always_inline)) inline float gelu_erf_grad_f32(float x) {
+  const float kInvSqrt2Pi = 0.398942280401432678f;
+  float cdf = 0.5f * (1.0f + erf_f32(x * static_cast<float>(kSqrt1_2)));
+  return cdf + x * kInvSqrt2Pi * exp_f32(-0.5f * x * x);
+}
+#define MOXING_GELU_ROWS(suffix, attr)                                                   \
+  attr void gelu_rows_##suffix(const float* x, float* y, int64_t n, bool tanh_form) {    \
+    if (tanh_form) {                                                                     \
+      for (int64_t i = 0; i < n; ++i) y[i] = gelu_tanh_f32(x[i]);                        \
+    } else {                                                                             \
+      for (int64_t i = 0; i < n; ++i) y[i] = gelu_erf_f32(x[i]);                         \
+    }                                                                                    \
+  }                                                                                      \
+  attr void gelu_grad_rows_##suffix(const float* g, const float* x, float* y, int64_t n, \
+                                    bool tanh_form) {                                    \
+    if (tanh_form) {                                                                     \
+      for (int64_t i = 0; i < n; ++i) y[i] = g[i] * gelu_tanh_grad_f32(x[i]);            \
+    } else {                                                                             \
+      for (int64_t i = 0; i < n; ++i) y[i] = g[i] * gelu_erf_grad_f32(x[i]);             \
+    }                                                                                    \
   }
 MOXING_GELU_ROWS(avx512, MOXING_TARGET_AVX512)
 MOXING_GELU_ROWS(avx2, MOXING_TARGET_AVX2)
 MOXING_GELU_ROWS(base, __attribute__((noinline)))
 #undef MOXING_GELU_ROWS
 
-void gelu_tanh_rows(const float* x, float* y, int64_t n) {
+void gelu_rows(const float* x, float* y, int64_t n, bool tanh_form) {
   switch (cpu_level()) {
     case CpuLevel::avx512:
-      return gelu_tanh_rows_avx512(x, y, n);
+      return gelu_rows_avx512(x, y, n, tanh_form);
     case CpuLevel::avx2:
-      return gelu_tanh_rows_avx2(x, y, n);
+      return gelu_rows_avx2(x, y, n, tanh_form);
     case CpuLevel::base:
-      return gelu_tanh_rows_base(x, y, n);
+      return gelu_rows_base(x, y, n, tanh_form);
   }
 }
-void gelu_tanh_grad_rows(const float* g, const float* x, float* y, int64_t n) {
+void gelu_grad_rows(const float* g, const float* x, float* y, int64_t n, bool tanh_form) {
   switch (cpu_level()) {
     case CpuLevel::avx512:
-      return gelu_tanh_grad_rows_avx512(g, x, y, n);
+      return gelu_grad_rows_avx512(g, x, y, n, tanh_form);
     case CpuLevel::avx2:
-      return gelu_tanh_grad_rows_avx2(g, x, y, n);
+      return gelu_grad_rows_avx2(g, x, y, n, tanh_form);
     case CpuLevel::base:
-      return gelu_tanh_grad_rows_base(g, x, y, n);
+      return gelu_grad_rows_base(g, x, y, n, tanh_form);
   }
 }
 
@@ -106,22 +125,20 @@ template <class T>
 void gelu_backward(const Tensor& g, const Tensor& x, Tensor& out, double tanh_form) {
   bool tf = tanh_form != 0.0;
   if constexpr (std::is_same_v<T, float>) {
-    if (tf) {
-      for_each_strided<3>({&out, &g, &x}, [&](char* const* p, const int64_t* s, int64_t n) {
-        if (s[0] == 4 && s[1] == 4 && s[2] == 4) {
-          gelu_tanh_grad_rows(reinterpret_cast<const float*>(p[1]),
-                              reinterpret_cast<const float*>(p[2]), reinterpret_cast<float*>(p[0]),
-                              n);
-          return;
-        }
-        for (int64_t i = 0; i < n; ++i) {
-          *reinterpret_cast<float*>(p[0] + i * s[0]) =
-              *reinterpret_cast<const float*>(p[1] + i * s[1]) *
-              gelu_tanh_grad_f32(*reinterpret_cast<const float*>(p[2] + i * s[2]));
-        }
-      });
-      return;
-    }
+    for_each_strided<3>({&out, &g, &x}, [&](char* const* p, const int64_t* s, int64_t n) {
+      if (s[0] == 4 && s[1] == 4 && s[2] == 4) {
+        gelu_grad_rows(reinterpret_cast<const float*>(p[1]), reinterpret_cast<const float*>(p[2]),
+                       reinterpret_cast<float*>(p[0]), n, tf);
+        return;
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        float xv = *reinterpret_cast<const float*>(p[2] + i * s[2]);
+        *reinterpret_cast<float*>(p[0] + i * s[0]) =
+            *reinterpret_cast<const float*>(p[1] + i * s[1]) *
+            (tf ? gelu_tanh_grad_f32(xv) : gelu_erf_grad_f32(xv));
+      }
+    });
+    return;
   }
   binary_loop<T, T>(g, x, out, [tf](T gv, T xv) { return gv * gelu_grad_scalar(xv, tf); });
 }
@@ -177,19 +194,18 @@ MOXING_UNARY_KERNEL(softplus, softplus_scalar(v, static_cast<T>(p0), static_cast
 template <class T>
 void gelu(const Tensor& x, Tensor& out, double tanh_form, double p1) {
   if constexpr (std::is_same_v<T, float>) {
-    if (tanh_form != 0.0) {
-      for_each_strided<2>({&out, &x}, [&](char* const* p, const int64_t* s, int64_t n) {
-        if (s[0] == 4 && s[1] == 4) {
-          gelu_tanh_rows(reinterpret_cast<const float*>(p[1]), reinterpret_cast<float*>(p[0]), n);
-          return;
-        }
-        for (int64_t i = 0; i < n; ++i) {
-          *reinterpret_cast<float*>(p[0] + i * s[0]) =
-              gelu_tanh_f32(*reinterpret_cast<const float*>(p[1] + i * s[1]));
-        }
-      });
-      return;
-    }
+    const bool tf = tanh_form != 0.0;
+    for_each_strided<2>({&out, &x}, [&](char* const* p, const int64_t* s, int64_t n) {
+      if (s[0] == 4 && s[1] == 4) {
+        gelu_rows(reinterpret_cast<const float*>(p[1]), reinterpret_cast<float*>(p[0]), n, tf);
+        return;
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        float xv = *reinterpret_cast<const float*>(p[1] + i * s[1]);
+        *reinterpret_cast<float*>(p[0] + i * s[0]) = tf ? gelu_tanh_f32(xv) : gelu_erf_f32(xv);
+      }
+    });
+    return;
   }
   gelu_generic<T>(x, out, tanh_form, p1);
 }

@@ -1,5 +1,6 @@
-// CPU matmul through OpenBLAS (sgemm / dgemm), one GEMM per batch matrix. Transposed views
-// go to BLAS as CblasTrans with their leading dimension, never copied.
+// CPU matmul and addmm through OpenBLAS (sgemm / dgemm), one GEMM per batch matrix. Transposed
+// views go to BLAS as CblasTrans with their leading dimension, never copied.
+#include <algorithm>
 #include <climits>
 #include <vector>
 
@@ -58,8 +59,37 @@ void matmul(const Tensor& a, const Tensor& b, Tensor& out) {
   }
 }
 
+// out (M,N) = bias (N) + a (M,K) @ b (K,N): every row of out starts as the bias and the GEMM
+// adds into it (beta = 1), so the bias costs one write of out instead of another pass that
+// reads and writes it.
+template <class T>
+void addmm(const Tensor& bias, const Tensor& a, const Tensor& b, Tensor& out) {
+  const int64_t M = out.size(0), N = out.size(1), K = a.size(1);
+  T* po = out.data<T>();
+  if (out.numel() == 0) return;
+  const T* pbias = bias.data<T>();
+  const int64_t sb = bias.stride(0);
+  parallel_for(0, M, std::max<int64_t>(1, 16384 / std::max<int64_t>(N, 1)),
+               [&](int64_t m0, int64_t m1) {
+                 for (int64_t m = m0; m < m1; ++m) {
+                   T* row = po + m * N;
+                   if (sb == 1) {
+                     std::copy(pbias, pbias + N, row);  // a memcpy, where the strided loop is not
+                   } else {
+                     for (int64_t n = 0; n < N; ++n) row[n] = pbias[n * sb];
+                   }
+                 }
+               });
+  if (K == 0) return;
+  const BlasLayout la = blas_layout(a), lb = blas_layout(b);
+  MOXING_CHECK(la.ok && lb.ok, "addmm: operand layout not supported by BLAS");
+  gemm<T>(la.trans, lb.trans, M, N, K, T(1), a.data<T>(), la.ld, b.data<T>(), lb.ld, T(1), po, N);
+}
+
 }  // namespace
 
+MOXING_REGISTER_KERNEL(addmm_forward, cpu, f32, addmm<float>);
+MOXING_REGISTER_KERNEL(addmm_forward, cpu, f64, addmm<double>);
 MOXING_REGISTER_KERNEL(matmul_forward, cpu, f32, matmul<float>);
 MOXING_REGISTER_KERNEL(matmul_forward, cpu, f64, matmul<double>);
 

@@ -1,6 +1,6 @@
-// Branch-free float math that the compiler vectorizes (std::exp is a scalar library call).
-// exp_f32 matches std::exp within 2 ulp on [-87.3, 88.7], gives exactly 0 below (so -inf
-// masks vanish), inf above, and propagates NaN.
+// Branch-free float math that the compiler vectorizes (std::exp and std::erf are scalar
+// library calls). exp_f32 matches std::exp within 2 ulp on [-87.3, 88.7], gives exactly 0
+// below (so -inf masks vanish), inf above, and propagates NaN; erf_f32 is within 5e-7.
 #pragma once
 
 #include <cstdint>
@@ -77,6 +77,28 @@ __attribute__((always_inline)) inline float tanh_f32(float x) {
   float t = 1.0f - 2.0f / (e + 1.0f);
   t = a < 0.004f ? a * (1.0f - a * a * (1.0f / 3.0f)) : t;
   return x < 0 ? -t : t;
+}
+
+// erf(x) = x P(x^2) / Q(x^2) on [-4, 4] (|erf| rounds to 1 in f32 beyond), a rational minimax
+// fit of odd degree 13 over even degree 8 (the coefficients of Eigen's and XLA's float erf).
+// Absolute error below 5e-7 against std::erf; no exp, no branch, so it vectorizes.
+__attribute__((always_inline)) inline float erf_f32(float x) {
+  float xc = x > 4.0f ? 4.0f : x;
+  xc = xc < -4.0f ? -4.0f : xc;
+  const float x2 = xc * xc;
+  float p = -2.72614225801306e-10f;
+  p = p * x2 + 2.77068142495902e-08f;
+  p = p * x2 - 2.10102402082508e-06f;
+  p = p * x2 - 5.69250639462346e-05f;
+  p = p * x2 - 7.34990630326855e-04f;
+  p = p * x2 - 2.95459980854025e-03f;
+  p = p * x2 - 1.60960333262415e-02f;
+  float q = -1.45660718464996e-05f;
+  q = q * x2 - 2.13374055278905e-04f;
+  q = q * x2 - 1.68282697438203e-03f;
+  q = q * x2 - 7.37332916720468e-03f;
+  q = q * x2 - 1.42647390514189e-02f;
+  return x != x ? x : xc * p / q;
 }
 
 }  // namespace moxing::kernels::cpu
