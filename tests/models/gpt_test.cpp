@@ -186,8 +186,17 @@ TEST(GPT, UntiedHeadIsSavedAndLoaded) {
   EXPECT_TRUE(load_safetensors(tmp.path + "/model.safetensors").contains("lm_head.weight"));
   auto reloaded = GPT::from_pretrained(tmp.path);
   reloaded->eval();
+  auto saved = model.state_dict();
+  auto loaded = reloaded->state_dict();
+  ASSERT_EQ(loaded.size(), saved.size());
+  for (size_t i = 0; i < saved.size(); ++i) {
+    EXPECT_EQ(loaded[i].first, saved[i].first);
+    EXPECT_EQ(max_abs_diff(loaded[i].second, saved[i].second), 0.0) << saved[i].first;
+  }
+  // The weights are bit-identical; the logits only to rounding, since the reloaded weights are
+  // memory-mapped at another alignment and the GEMM's summation order may follow it.
   Tensor ids = from_vector<int64_t>({1, 2, 3, 4}, {1, 4});
-  EXPECT_EQ(max_abs_diff(reloaded->forward(ids), model.forward(ids)), 0.0);
+  EXPECT_LT(max_abs_diff(reloaded->forward(ids), model.forward(ids)), 1e-5);
 }
 
 TEST(GPT, ConfigJsonRoundTripAndErrors) {
