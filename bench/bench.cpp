@@ -22,6 +22,7 @@
 #include "moxing/moxing.h"
 #include "moxing/ops/linalg.h"
 #include "moxing/ops/softmax.h"
+#include "timing.h"
 
 extern "C" char* openblas_get_corename(void);
 
@@ -33,12 +34,6 @@ struct BenchOptions {
   int threads = 0;  // 0: keep the configured pool size
   bool quick = false;
 };
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // Best time of `reps` runs of f (after one warm-up run).
 template <class F>

@@ -17,11 +17,10 @@
 #include "moxing/models/bert.h"
 #include "moxing/models/sentence.h"
 #include "moxing/moxing.h"
+#include "timing.h"
 
 namespace moxing::tools {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct BertBenchOptions {
   std::string task = "forward";
@@ -32,29 +31,6 @@ struct BertBenchOptions {
   int64_t limit = 0;  // embed: the first limit rows (0: all)
   bool json = false;
 };
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// f() timed repeats times after one untimed call
-template <class F>
-std::vector<double> time_repeats(int64_t repeats, const F& f) {
-  f();
-  std::vector<double> times;
-  for (int64_t i = 0; i < repeats; ++i) {
-    auto t = Clock::now();
-    f();
-    times.push_back(seconds_since(t));
-  }
-  return times;
-}
 
 int run_bert_bench(BertBenchOptions o) {
   MOXING_CHECK(o.task == "forward" || o.task == "embed",

@@ -21,11 +21,10 @@
 #include "moxing/models/family.h"
 #include "moxing/models/generation.h"
 #include "moxing/moxing.h"
+#include "timing.h"
 
 namespace moxing::tools {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct GptBenchOptions {
   std::string task = "train";
@@ -36,10 +35,6 @@ struct GptBenchOptions {
   std::string model;  // --task load: a model folder
   bool json = false;
 };
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 // VmRSS of /proc/self/status, in MiB (0 where there is none)
 double current_rss_mb() {

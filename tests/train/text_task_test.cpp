@@ -7,7 +7,6 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -16,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "model_checks.h"
 #include "moxing/io/file.h"
 #include "moxing/moxing.h"
 #include "moxing/train/trainer.h"
@@ -24,16 +24,10 @@
 using namespace moxing;
 using moxing::testing::contains;
 using moxing::testing::error_of;
+using moxing::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("moxing_text_" + std::to_string(::getpid())) / name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 void write_file(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
@@ -151,7 +145,8 @@ train::TrainOptions quiet(const fs::path& out) {
 }
 
 std::unique_ptr<tokenizers::Tokenizer> vocab_tokenizer(const std::string& name) {
-  return tokenizers::load_tokenizer(write_vocab(temp_dir(name) / "tok").string());
+  TempDir tmp("text_" + name);  // the tokenizer is read whole before it goes
+  return tokenizers::load_tokenizer(write_vocab(fs::path(tmp.path) / "tok").string());
 }
 
 }  // namespace
@@ -321,7 +316,8 @@ TEST(TextInputs, LengthBatchesSortByLengthUnderBothLimits) {
 // ---- labelled tables
 
 TEST(LabelledData, ReadsSplitsLabelsPairsAndTargets) {
-  fs::path d = temp_dir("tables");
+  TempDir tmp_tables("text_tables");
+  fs::path d = tmp_tables.path;
   write_file(d / "train.csv", "text,pair,label\nhi,there,pos\n\"a, b\",c,neg\nx,y,pos\n");
   write_file(d / "dev.tsv", "text\tpair\tlabel\nq\tr\tneg\n");
   write_file(d / "test.csv", "text,pair,label\nt,u, pos \n");
@@ -354,7 +350,8 @@ TEST(LabelledData, ReadsSplitsLabelsPairsAndTargets) {
 }
 
 TEST(LabelledData, ValidationSplitIsASeededShareOfOneTable) {
-  fs::path d = temp_dir("one_table");
+  TempDir tmp_one_table("text_one_table");
+  fs::path d = tmp_one_table.path;
   write_file(d / "all.csv", sentiment_table(40, 1));
   train::Config c = text_config(d / "all.csv", d, "", "val_fraction = 0.25");
   train::LabelledData a = train::load_labelled_data(c, train::kSingleLabel);
@@ -370,7 +367,8 @@ TEST(LabelledData, ValidationSplitIsASeededShareOfOneTable) {
 }
 
 TEST(LabelledData, BadTablesAreErrorsNamingFileAndLine) {
-  fs::path d = temp_dir("bad_tables");
+  TempDir tmp_bad_tables("text_bad_tables");
+  fs::path d = tmp_bad_tables.path;
   auto error_for = [&](const std::string& table, const std::string& extra = "",
                        const std::string& problem = train::kSingleLabel) {
     write_file(d / "t.csv", table);
@@ -412,7 +410,8 @@ TEST(LabelledData, BadTablesAreErrorsNamingFileAndLine) {
   EXPECT_TRUE(contains(e, "class_weights has 3 weights for 2 labels")) << e;
 
   // a validation label the training split does not have names the validation file
-  fs::path folder = temp_dir("bad_split");
+  TempDir tmp_bad_split("text_bad_split");
+  fs::path folder = tmp_bad_split.path;
   write_file(folder / "train.csv", "text,label\na,pos\nb,neg\n");
   write_file(folder / "validation.csv", "text,label\nc,pos\nd,neutral\n");
   e = error_of(
@@ -431,7 +430,8 @@ TEST(LabelledData, BadTablesAreErrorsNamingFileAndLine) {
 }
 
 TEST(LabelledData, LongTextsAreCutOrNamed) {
-  fs::path d = temp_dir("long");
+  TempDir tmp_long("text_long");
+  fs::path d = tmp_long.path;
   auto tok = tokenizers::load_tokenizer(write_vocab(d / "tok").string());
   write_file(d / "t.csv", "text,label\ngood,pos\n\"the movie was very good\",pos\nbad,neg\n");
   train::Config c = text_config(d / "t.csv", d / "tok", "", "val_fraction = 0.0");
@@ -449,7 +449,8 @@ TEST(LabelledData, LongTextsAreCutOrNamed) {
 // ---- training runs
 
 TEST(SequenceClassification, SeparableDataReachesTestAccuracyOne) {
-  fs::path d = temp_dir("cls");
+  TempDir tmp_cls("text_cls");
+  fs::path d = tmp_cls.path;
   write_vocab(d / "tok");
   write_file(d / "data" / "train.csv", sentiment_table(64, 1));
   write_file(d / "data" / "validation.csv", sentiment_table(16, 2));
@@ -479,7 +480,8 @@ TEST(SequenceClassification, SeparableDataReachesTestAccuracyOne) {
 // A run stopped mid-epoch and resumed ends with the weights of an uninterrupted run: the batch
 // order is a permutation keyed by (seed, epoch) and dropout draws come from the saved streams.
 TEST(SequenceClassification, ResumeIsBitExact) {
-  fs::path d = temp_dir("cls_resume");
+  TempDir tmp_cls_resume("text_cls_resume");
+  fs::path d = tmp_cls_resume.path;
   write_vocab(d / "tok");
   write_file(d / "data" / "train.csv", sentiment_table(40, 4));
   write_file(d / "data" / "validation.csv", sentiment_table(8, 5));
@@ -505,7 +507,8 @@ TEST(SequenceClassification, ResumeIsBitExact) {
 }
 
 TEST(SequenceClassification, MultiLabelTrainsAndReportsItsMetrics) {
-  fs::path d = temp_dir("multi");
+  TempDir tmp_multi("text_multi");
+  fs::path d = tmp_multi.path;
   write_vocab(d / "tok");
   write_file(d / "data" / "train.csv", topic_table(96, 6));
   write_file(d / "data" / "test.csv", topic_table(24, 7));
@@ -536,7 +539,8 @@ TEST(SequenceClassification, MultiLabelTrainsAndReportsItsMetrics) {
 }
 
 TEST(SequenceClassification, RegressionTrainsAndReportsItsMetrics) {
-  fs::path d = temp_dir("regression");
+  TempDir tmp_regression("text_regression");
+  fs::path d = tmp_regression.path;
   write_vocab(d / "tok");
   write_file(d / "data" / "train.csv", level_table(72, 8));
   write_file(d / "data" / "test.csv", level_table(18, 9));
@@ -554,7 +558,8 @@ TEST(SequenceClassification, RegressionTrainsAndReportsItsMetrics) {
 }
 
 TEST(MaskedLM, ValidationLossFalls) {
-  fs::path d = temp_dir("mlm");
+  TempDir tmp_mlm("text_mlm");
+  fs::path d = tmp_mlm.path;
   write_vocab(d / "tok");
   // documents of 16 words of one topic: a masked word's topic shows in its neighbours. (A
   // model this small learns word order slowly, in moxing and in transformers alike.)
