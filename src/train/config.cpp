@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <type_traits>
@@ -119,6 +120,13 @@ void set_key(Section& section, const std::string& section_name, const std::strin
                section_keys(Section{}));
 }
 
+template <class Section>
+bool has_key(Section& section, const std::string& key) {
+  bool found = false;
+  section.visit([&](const char* k, auto&) { found = found || key == k; });
+  return found;
+}
+
 nlohmann::json toml_to_json(const toml::node& node) {
   if (node.is_string()) return *node.value<std::string>();
   if (node.is_integer()) return *node.value<int64_t>();
@@ -152,6 +160,10 @@ void set_in_config(Config& c, const std::string& section_name, const std::string
                    const toml::node& node, const std::string& source) {
   if (section_name == "model") {
     set_model_key(c.model, key, toml_to_json(node), source);
+    return;
+  }
+  if (section_name == "data" && !has_key(c.data, key)) {  // a key of the data source's table
+    c.data.fields[key] = toml_to_json(node);
     return;
   }
   bool found = false;
@@ -200,6 +212,17 @@ std::string toml_value(const nlohmann::json& j) {
 const char* kLegacyModelKeys[] = {"hidden", "channels", "kernel_size", "n_layer",
                                   "n_head", "n_embd",   "n_positions", "dropout"};
 
+// The keys of the one [data] table every source shared before sources had their own.
+const char* kLegacyDataKeys[] = {"image_size", "channels",  "normalize",  "files",
+                                 "format",     "tokenizer", "vocab_size", "invalid_utf8"};
+
+// The data source's keys with their defaults, as the task reads them; the keys as given when
+// the task has no table.
+nlohmann::json resolved_data_fields(const Config& c) {
+  std::optional<nlohmann::json> f = make_task(task_name(c), c)->data_fields();
+  return f ? *f : c.data.fields;
+}
+
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
@@ -214,6 +237,15 @@ void json_assign(T& field, const nlohmann::json& j, const std::string& where) {
 }
 
 }  // namespace
+
+namespace detail {
+bool legacy_data_fields(const nlohmann::json& fields) {
+  for (const char* k : kLegacyDataKeys) {
+    if (!fields.contains(k)) return false;
+  }
+  return true;
+}
+}  // namespace detail
 
 void check_choice(const std::string& what, const std::string& value,
                   const std::vector<std::string>& valid) {
@@ -334,10 +366,6 @@ void Config::validate() const {
                data.eval_batch_size);
   MOXING_CHECK(data.num_workers >= 0, "config: [data] num_workers must be >= 0, got {}",
                data.num_workers);
-  MOXING_CHECK(data.image_size > 0, "config: [data] image_size must be > 0, got {}",
-               data.image_size);
-  MOXING_CHECK(data.channels == 1 || data.channels == 3,
-               "config: [data] channels must be 1 or 3, got {}", data.channels);
   check_choice("[optim] name", optim.name, {"sgd", "adam", "adamw", "rmsprop", "adagrad"});
   MOXING_CHECK(optim.lr >= 0, "config: [optim] lr must be >= 0, got {}", optim.lr);
   check_choice("[schedule] name", schedule.name,
@@ -377,11 +405,16 @@ std::string Config::to_toml() const {
     if (!v.is_null()) out += fmt::format("{} = {}\n", k, toml_value(v));  // TOML has no null
   }
   Config copy = *this;
+  const nlohmann::json data_fields = resolved_data_fields(*this);
   visit_sections(copy, [&](const char* name, auto& section) {
     out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", name);
     section.visit([&](const char* key, auto& field) {
       out += fmt::format("{} = {}\n", key, toml_value(field));
     });
+    if (std::string(name) != "data") return;
+    for (const auto& [k, v] : data_fields.items()) {
+      if (!v.is_null()) out += fmt::format("{} = {}\n", k, toml_value(v));
+    }
   });
   return out;
 }
@@ -398,6 +431,8 @@ nlohmann::json Config::to_json() const {
     section.visit([&](const char* key, auto& field) { s[key] = field; });
     j[name] = s;
   });
+  const nlohmann::json data_fields = resolved_data_fields(*this);
+  for (const auto& [k, v] : data_fields.items()) j["data"][k] = v;
   return j;
 }
 
@@ -415,6 +450,11 @@ Config Config::from_json(const nlohmann::json& j) {
       if (s.contains(key)) json_assign(field, s.at(key), fmt::format("[{}] {}", name, key));
     });
   });
+  if (j.contains("data") && j["data"].is_object()) {
+    for (const auto& [k, v] : j["data"].items()) {
+      if (!has_key(c.data, k)) c.data.fields[k] = v;
+    }
+  }
   c.validate();
   return c;
 }

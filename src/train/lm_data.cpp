@@ -135,7 +135,7 @@ double unigram_entropy(const TokenFile& tokens, int64_t vocab_size) {
 
 namespace {
 
-std::shared_ptr<tokenizers::Tokenizer> make_tokenizer(const DataConfig& d,
+std::shared_ptr<tokenizers::Tokenizer> make_tokenizer(const TextDataOptions& d,
                                                       const std::vector<std::string>& train_docs) {
   if (d.tokenizer == "char") {
     tokenizers::CharTrainOptions o;
@@ -193,29 +193,35 @@ std::vector<std::string> read_table_documents(const std::string& path, const std
   return docs;
 }
 
-nlohmann::json data_key(const Config& config) {
-  nlohmann::json d = config.to_json().at("data");
-  nlohmann::json key = {{"files", d.at("files")},
-                        {"format", d.at("format")},
-                        {"tokenizer", d.at("tokenizer")},
-                        {"vocab_size", d.at("vocab_size")},
-                        {"invalid_utf8", d.at("invalid_utf8")},
-                        {"val_fraction", d.at("val_fraction")},
+nlohmann::json data_key(const Config& config, const TextDataOptions& d) {
+  nlohmann::json key = {{"files", d.files},
+                        {"format", d.format},
+                        {"tokenizer", d.tokenizer},
+                        {"vocab_size", d.vocab_size},
+                        {"invalid_utf8", d.invalid_utf8},
+                        {"val_fraction", config.data.val_fraction},
                         {"seed", config.train.seed}};
-  for (const std::string& f : config.data.files) {
-    if (is_table(f)) key["text_column"] = config.data.text_column;
+  for (const std::string& f : d.files) {
+    if (is_table(f)) key["text_column"] = d.text_column;
   }
   return key;
 }
 
 }  // namespace
 
-LMData prepare_lm_data(const Config& config, const std::string& out_dir, bool progress) {
-  const DataConfig& d = config.data;
+void check_text_options(const TextDataOptions& d) {
+  MOXING_CHECK(!d.files.empty(), "config: [data] files lists no text files");
+  check_choice("[data] format", d.format, {"fortune", "lines", "text"});
+  check_choice("[data] invalid_utf8", d.invalid_utf8, {"error", "replace"});
+  MOXING_CHECK(d.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}", d.vocab_size);
+}
+
+LMData prepare_lm_data(const Config& config, const TextDataOptions& d, const std::string& out_dir,
+                       bool progress) {
   const fs::path dir = fs::path(out_dir) / "data";
   const std::string meta_path = (dir / "meta.json").string();
   LMData out;
-  nlohmann::json key = data_key(config);
+  nlohmann::json key = data_key(config, d);
   if (fs::exists(meta_path)) {
     nlohmann::json meta;
     try {
@@ -260,10 +266,11 @@ LMData prepare_lm_data(const Config& config, const std::string& out_dir, bool pr
   }
   Generator gen(static_cast<uint64_t>(config.train.seed));
   std::vector<int64_t> order = data::permutation(static_cast<int64_t>(docs.size()), gen);
-  auto n_val = static_cast<int64_t>(std::floor(d.val_fraction * static_cast<double>(docs.size())));
-  MOXING_CHECK(d.val_fraction == 0 || n_val > 0,
+  auto n_val =
+      static_cast<int64_t>(std::floor(config.data.val_fraction * static_cast<double>(docs.size())));
+  MOXING_CHECK(config.data.val_fraction == 0 || n_val > 0,
                "[data] val_fraction {} of {} documents leaves no validation document",
-               d.val_fraction, docs.size());
+               config.data.val_fraction, docs.size());
   std::vector<std::string> train_docs, val_docs;
   for (int64_t i = 0; i < static_cast<int64_t>(order.size()); ++i) {
     auto& doc = docs[static_cast<size_t>(order[static_cast<size_t>(i)])];

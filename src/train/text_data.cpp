@@ -178,7 +178,7 @@ struct RawTable {
   std::vector<std::string> cells;
 };
 
-RawTable read_table(const std::string& path, const DataConfig& d) {
+RawTable read_table(const std::string& path, const CsvDataOptions& d) {
   data::CsvTable t = data::read_csv(path);
   const size_t text_col = t.column(d.text_column, "[data] text_column");
   const size_t label_col = t.column(d.label_column, "[data] label_column");
@@ -253,22 +253,23 @@ void assign_labels(RawTable& r, const std::vector<std::string>& labels,
 }  // namespace
 
 LabelledData load_labelled_data(const Config& config, const std::string& problem_type) {
-  const DataConfig& d = config.data;
-  MOXING_CHECK(!d.path.empty(),
+  const DataConfig& dc = config.data;
+  const auto d = dc.options<CsvDataOptions>();
+  MOXING_CHECK(!dc.path.empty(),
                "config: [data] path is needed: a folder holding train.csv (and validation.csv, "
                "test.csv) or one .csv/.tsv file");
-  MOXING_CHECK(fs::exists(d.path), "[data] path {} does not exist{}", d.path,
-               d.path.find("data/text") != std::string::npos
+  MOXING_CHECK(fs::exists(dc.path), "[data] path {} does not exist{}", dc.path,
+               dc.path.find("data/text") != std::string::npos
                    ? " (scripts/get-text-data fetches the text data sets)"
                    : "");
   std::optional<std::string> train_path, val_path, test_path;
-  if (fs::is_directory(d.path)) {
-    train_path = find_table(d.path, {"train"});
-    MOXING_CHECK(train_path.has_value(), "{}: no train.csv or train.tsv in the folder", d.path);
-    val_path = find_table(d.path, {"validation", "val", "dev"});
-    test_path = find_table(d.path, {"test"});
+  if (fs::is_directory(dc.path)) {
+    train_path = find_table(dc.path, {"train"});
+    MOXING_CHECK(train_path.has_value(), "{}: no train.csv or train.tsv in the folder", dc.path);
+    val_path = find_table(dc.path, {"validation", "val", "dev"});
+    test_path = find_table(dc.path, {"test"});
   } else {
-    train_path = d.path;
+    train_path = dc.path;
   }
   LabelledData out;
   out.problem_type = problem_type;
@@ -276,12 +277,12 @@ LabelledData load_labelled_data(const Config& config, const std::string& problem
   std::optional<RawTable> val, test;
   if (val_path) {
     val = read_table(*val_path, d);
-  } else if (d.val_fraction > 0) {
+  } else if (dc.val_fraction > 0) {
     // the validation split: a seeded share of the training rows
     const int64_t n = static_cast<int64_t>(train.cells.size());
     Generator gen(data::mix_seed(static_cast<uint64_t>(config.train.seed), 0x7e57));
     std::vector<int64_t> perm = data::permutation(n, gen);
-    const auto nval = static_cast<int64_t>(std::llround(static_cast<double>(n) * d.val_fraction));
+    const auto nval = static_cast<int64_t>(std::llround(static_cast<double>(n) * dc.val_fraction));
     std::vector<char> is_val(static_cast<size_t>(n), 0);
     for (int64_t i = 0; i < nval; ++i)
       is_val[static_cast<size_t>(perm[static_cast<size_t>(i)])] = 1;

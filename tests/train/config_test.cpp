@@ -4,6 +4,9 @@
 
 #include "moxing/moxing.h"
 #include "moxing/train/config.h"
+#include "moxing/train/lm_data.h"
+#include "moxing/train/tasks/image_classification.h"
+#include "moxing/train/text_data.h"
 #include "op_harness.h"
 
 using namespace moxing;
@@ -134,7 +137,8 @@ files = ["a.txt", "b.txt"]
 format = "fortune"
 tokenizer = "char"
 )");
-  EXPECT_EQ(c.data.files, (std::vector<std::string>{"a.txt", "b.txt"}));
+  EXPECT_EQ(c.data.options<moxing::train::TextDataOptions>().files,
+            (std::vector<std::string>{"a.txt", "b.txt"}));
   EXPECT_NE(c.to_toml().find("files = [\"a.txt\", \"b.txt\"]"), std::string::npos) << c.to_toml();
   EXPECT_EQ(Config::from_toml(c.to_toml()).to_json(), c.to_json());
 
@@ -148,4 +152,55 @@ tokenizer = "char"
   EXPECT_TRUE(contains(e, "must be an array of strings")) << e;
   e = error_of([&] { c.set("data.tokenizer=bpe"); });
   EXPECT_TRUE(contains(e, "needs vocab_size > 256")) << e;
+}
+
+// [data] keys belong to the data source: each task reads its source's table, refuses the keys
+// of other sources (listing its own), and writes its keys with their defaults back.
+TEST(Config, DataKeysBelongToTheSource) {
+  std::string e = error_of([] { Config::from_toml("[data]\nimage_size = 32\n"); });
+  EXPECT_TRUE(contains(e,
+                       "unknown key 'image_size' in [data] for fashion-mnist (valid: name, path, "
+                       "val_fraction, batch_size, eval_batch_size, num_workers, normalize)"))
+      << e;
+  Config img = Config::from_toml(
+      "[model]\nname = \"cnn\"\n[data]\nname = \"imagefolder\"\npath = \"x\"\nchannels = 3\n");
+  EXPECT_EQ(img.data.options<train::ImageFolderOptions>().channels, 3);
+  EXPECT_EQ(img.data.options<train::ImageFolderOptions>().image_size, 28);  // default
+  EXPECT_TRUE(contains(img.to_toml(), "num_workers = 0\nchannels = 3\nimage_size = 28\n"))
+      << img.to_toml();
+  EXPECT_EQ(Config::from_toml(img.to_toml()).to_json(), img.to_json());
+  EXPECT_EQ(Config::from_json(img.to_json()).to_json(), img.to_json());
+  e = error_of([&] { img.set("data.channels=2"); });
+  EXPECT_TRUE(contains(e, "[data] channels must be 1 or 3, got 2")) << e;
+  e = error_of([&] { img.set("data.text_column=\"t\""); });
+  EXPECT_TRUE(contains(e, "unknown key 'text_column' in [data] for imagefolder")) << e;
+  EXPECT_EQ(img.data.options<train::ImageFolderOptions>().channels, 3);  // unchanged
+
+  // csv and masked-LM text have tables of their own
+  const char* bert = "[model]\nname = \"bert\"\npretrained = \".\"\n";
+  Config csv = Config::from_toml(std::string(bert) +
+                                 "[data]\nname = \"csv\"\npath = \"d\"\nclass_weights = [1, 2.5]\n"
+                                 "labels = [\"a\", \"b\"]\n");
+  EXPECT_EQ(csv.data.options<train::CsvDataOptions>().class_weights,
+            (std::vector<double>{1.0, 2.5}));
+  e = error_of([&] { csv.set("data.mlm_probability=0.2"); });
+  EXPECT_TRUE(contains(e, "unknown key 'mlm_probability' in [data] for csv")) << e;
+  EXPECT_TRUE(contains(e, "label_column, labels, class_weights, max_length, truncate")) << e;
+  e = error_of([&] { csv.set("data.class_weights=[\"x\"]"); });
+  EXPECT_TRUE(contains(e, "[data]: \"class_weights\" must be an array of numbers")) << e;
+  Config mlm = Config::from_toml(std::string(bert) +
+                                 "[data]\nname = \"text\"\nfiles = [\"a.txt\"]\n"
+                                 "mlm_probability = 0.2\n[train]\ntask = \"masked-lm\"\n");
+  EXPECT_TRUE(contains(mlm.to_toml(), "tokenizer = \"wordpiece\"")) << mlm.to_toml();
+  EXPECT_TRUE(contains(mlm.to_toml(), "mlm_probability = 0.2")) << mlm.to_toml();
+  e = error_of([&] { mlm.set("data.label_column=\"y\""); });
+  EXPECT_TRUE(contains(e, "unknown key 'label_column' in [data] for text")) << e;
+
+  // a resolved config of an older version holds every source's keys: they are ignored
+  Config old = Config::from_toml(
+      "[data]\nname = \"fashion-mnist\"\nimage_size = 28\nchannels = 1\nnormalize = false\n"
+      "files = []\nformat = \"text\"\ntokenizer = \"char\"\nvocab_size = 0\n"
+      "invalid_utf8 = \"error\"\ntext_column = \"text\"\nlabels = []\n");
+  EXPECT_FALSE(old.data.options<train::FashionMnistOptions>().normalize);
+  EXPECT_FALSE(contains(old.to_toml(), "tokenizer")) << old.to_toml();
 }

@@ -120,8 +120,8 @@ TEST(Estimate, AModelFolderIsMeasuredWithoutReadingItsWeights) {
 
 TEST(Estimate, NotesWhatOnlyTheDataTells) {
   train::Config config = gpt_config("adamw");
-  config.data.tokenizer = "char";  // every character of the text: known after reading it
-  config.data.vocab_size = 0;
+  config.data.fields["tokenizer"] = "char";  // every character of the text: known after reading it
+  config.data.fields["vocab_size"] = 0;
   train::MemoryEstimate e = train::estimate_training_memory(config);
   ASSERT_EQ(e.notes.size(), 1u);
   EXPECT_TRUE(contains(e.notes[0], "vocab_size = 50257")) << e.notes[0];

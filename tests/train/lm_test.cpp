@@ -49,6 +49,10 @@ std::string corpus() {
   return out;
 }
 
+train::TextDataOptions text_options(const train::Config& c) {
+  return c.data.options<train::TextDataOptions>();
+}
+
 train::Config tiny_config(const fs::path& file) {
   train::Config c = train::Config::from_toml(std::string(R"(
 [model]
@@ -122,7 +126,7 @@ TEST(LMData, TokenFilesAreWrittenOnceAndReused) {
   fs::path d = temp_dir("prepare");
   write_file(d / "c.txt", corpus());
   train::Config c = tiny_config(d / "c.txt");
-  train::LMData a = train::prepare_lm_data(c, (d / "run").string(), false);
+  train::LMData a = train::prepare_lm_data(c, text_options(c), (d / "run").string(), false);
   EXPECT_EQ(a.train_documents + a.val_documents, 60);
   EXPECT_EQ(a.val_documents, 12);
   ASSERT_NE(a.val, nullptr);
@@ -138,7 +142,7 @@ TEST(LMData, TokenFilesAreWrittenOnceAndReused) {
   EXPECT_NEAR(a.val_unigram_loss, h, 1e-12);
 
   auto stamp = fs::last_write_time(d / "run" / "data" / "train.bin");
-  train::LMData b = train::prepare_lm_data(c, (d / "run").string(), false);
+  train::LMData b = train::prepare_lm_data(c, text_options(c), (d / "run").string(), false);
   EXPECT_EQ(fs::last_write_time(d / "run" / "data" / "train.bin"), stamp);
   EXPECT_EQ(b.train->to_vector(), ids);
   EXPECT_EQ(b.val_unigram_loss, a.val_unigram_loss);
@@ -146,7 +150,8 @@ TEST(LMData, TokenFilesAreWrittenOnceAndReused) {
   // a token file cut short is an error that says what to do
   fs::resize_file(d / "run" / "data" / "train.bin",
                   fs::file_size(d / "run" / "data" / "train.bin") - 1);
-  std::string e = error_of([&] { train::prepare_lm_data(c, (d / "run").string(), false); });
+  std::string e =
+      error_of([&] { train::prepare_lm_data(c, text_options(c), (d / "run").string(), false); });
   EXPECT_TRUE(contains(e, "not a multiple of 2")) << e;
   EXPECT_TRUE(contains(e, "tokenize the corpus again")) << e;
 }

@@ -35,6 +35,7 @@ const char* json_type_wanted() {
     if constexpr (std::is_same_v<T, double>) return "a number";
     if constexpr (std::is_same_v<T, bool>) return "true or false";
     if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "an array of integers";
+    if constexpr (std::is_same_v<T, std::vector<double>>) return "an array of numbers";
     if constexpr (std::is_same_v<T, std::vector<std::string>>) return "an array of strings";
     if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
       return "an object of strings";
@@ -73,6 +74,10 @@ bool json_read(T& field, const nlohmann::json& j) {
       if (!j.is_array()) return false;
       for (const auto& e : j)
         if (!e.is_number_integer()) return false;
+    } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+      if (!j.is_array()) return false;
+      for (const auto& e : j)
+        if (!e.is_number()) return false;
     } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
       if (!j.is_array()) return false;
       for (const auto& e : j)

@@ -4,10 +4,15 @@
 // TOML share one table of fields.
 #pragma once
 
+#include <fmt/format.h>
 #include <cstdint>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "moxing/core/error.h"
+#include "moxing/models/config_fields.h"
 
 namespace moxing::train {
 
@@ -33,23 +38,19 @@ struct ModelConfig {
   std::vector<std::string> valid_keys() const;
 };
 
-/// name "fashion-mnist" (IDX files in path, default /usr/share/datasets/fashion-mnist) or
-/// "imagefolder" (path/<class>/<image>, or path/train and path/test when path/train exists).
-/// The validation split is val_fraction of the training set, drawn with [train] seed.
-/// name "text" (for gpt): UTF-8 files split into documents by format ("fortune": entries
-/// between "%" lines, terminal colour and overstrike codes removed; "lines": one document per
-/// non-empty line; "text": one document per file), a validation split of val_fraction of the
-/// documents, a tokenizer ("char", "bpe" trained on the training documents to vocab_size, or the
-/// folder of a saved tokenizer) and token files in the run folder; batches are batch_size windows.
-/// For bert's masked-LM task, "text" documents (files may also name .csv/.tsv tables, whose
-/// text_column is read) become windows of max_length tokens, mlm_probability of them masked;
-/// tokenizer is a folder, or "wordpiece" trained on the training documents to vocab_size.
-/// name "csv" (sequence classification): path is a folder with train.csv and optionally
-/// validation.csv (or val.csv, dev.csv) and test.csv (or .tsv), or one file split by
-/// val_fraction; text_column (and text_pair_column for pairs) and label_column name the
-/// columns; labels fixes the label order (default: the training labels, sorted); class_weights
-/// (one per label, in that order) weigh the cross-entropy; texts are cut to max_length tokens
-/// (0: the model's window); the tokenizer is a folder, or [model] pretrained's when "char".
+/// [data]: the keys every data source has (name, path, val_fraction, batch sizes, workers) are
+/// fields here; every other key belongs to the data source: the task that reads [data] name
+/// declares it in a table of its own (a struct with visit(f), read by options<C>()), so a new
+/// data source adds its keys beside its loader and nothing here. Unknown keys are errors that
+/// list the source's valid keys. The sources and their keys:
+///   "fashion-mnist" (image-classification): normalize.
+///   "imagefolder" (image-classification): image_size, channels, normalize.
+///   "text" (causal-lm): files, format, tokenizer, vocab_size, invalid_utf8, text_column.
+///   "text" (masked-lm): those, with max_length, mlm_probability, truncate.
+///   "csv" (sequence-classification): tokenizer, text_column, text_pair_column, label_column,
+///   labels, class_weights, max_length, truncate.
+/// (include/moxing/train/tasks/*.h, lm_data.h and text_data.h document each key.) The validation
+/// split is val_fraction of the training set, drawn with [train] seed, where the data has none.
 struct DataConfig {
   std::string name = "fashion-mnist";
   std::string path;
@@ -57,48 +58,25 @@ struct DataConfig {
   int64_t batch_size = 128;
   int64_t eval_batch_size = 1000;
   int64_t num_workers = 0;
-  int64_t image_size = 28;         // imagefolder: images are resized to image_size x image_size
-  int64_t channels = 1;            // imagefolder: 1 (gray) or 3 (RGB)
-  bool normalize = true;           // fashion-mnist: (x - mean) / std; imagefolder: (x - 0.5) / 0.5
-  std::vector<std::string> files;  // text
-  std::string format = "text";     // text: fortune, lines or text
-  std::string tokenizer = "char";  // text: char, bpe or a tokenizer folder
-  int64_t vocab_size = 0;          // text: bpe target size; char: most frequent chars (0 = all)
-  std::string invalid_utf8 = "error";  // text: "error" (naming file and byte) or "replace" (U+FFFD)
-  std::string text_column = "text";    // csv; text tables of the masked-LM task
-  std::string text_pair_column;        // csv: the second text of pairs (empty: none)
-  std::string label_column = "label";  // csv
-  std::vector<std::string> labels;     // csv: the label set in id order (empty: sorted training)
-  std::vector<double> class_weights;   // csv: cross-entropy weight per label (empty: all 1)
-  int64_t max_length = 0;              // csv, masked LM: tokens per text (0: the model's window)
-  double mlm_probability = 0.15;       // masked LM: fraction of tokens to predict
-  bool truncate = true;  // csv, masked LM: cut texts longer than max_length (false: an error)
+  /// The data source's own keys as given (JSON values of the TOML ones).
+  nlohmann::json fields = nlohmann::json::object();
 
   template <class F>
   void visit(F&& f) {
     f("name", name);
     f("path", path);
-    f("files", files);
-    f("format", format);
-    f("tokenizer", tokenizer);
-    f("vocab_size", vocab_size);
-    f("invalid_utf8", invalid_utf8);
-    f("text_column", text_column);
-    f("text_pair_column", text_pair_column);
-    f("label_column", label_column);
-    f("labels", labels);
-    f("class_weights", class_weights);
-    f("max_length", max_length);
-    f("mlm_probability", mlm_probability);
-    f("truncate", truncate);
     f("val_fraction", val_fraction);
     f("batch_size", batch_size);
     f("eval_batch_size", eval_batch_size);
     f("num_workers", num_workers);
-    f("image_size", image_size);
-    f("channels", channels);
-    f("normalize", normalize);
   }
+
+  /// The source's keys read into C (a struct whose visit(f) lists them with their defaults).
+  /// A key of the wrong type, or one that is neither common nor C's, is an error naming it and
+  /// listing the valid keys. (A config written before the sources had tables of their own
+  /// holds every source's keys: those of other sources are then ignored.)
+  template <class C>
+  C options() const;
 };
 
 /// name: "sgd", "adam", "adamw", "rmsprop" or "adagrad" (optim::make_optimizer); the keys
@@ -213,5 +191,23 @@ struct Config {
 /// Throws "config: <what> '<value>' is not known (valid: ...)" unless value is one of valid.
 void check_choice(const std::string& what, const std::string& value,
                   const std::vector<std::string>& valid);
+
+namespace detail {
+/// True when fields hold the keys every [data] section had before sources had tables of their own.
+bool legacy_data_fields(const nlohmann::json& fields);
+}  // namespace detail
+
+template <class C>
+C DataConfig::options() const {
+  nlohmann::json unknown = nlohmann::json::object();
+  C c = models::config_from_json<C>(fields, "config: [data]", &unknown);
+  if (unknown.empty() || detail::legacy_data_fields(fields)) return c;
+  std::vector<std::string> valid;
+  DataConfig common;
+  common.visit([&](const char* k, auto&) { valid.emplace_back(k); });
+  for (const std::string& k : models::config_keys<C>()) valid.push_back(k);
+  fail("config: unknown key '{}' in [data] for {} (valid: {})", unknown.items().begin().key(), name,
+       fmt::join(valid, ", "));
+}
 
 }  // namespace moxing::train

@@ -28,7 +28,7 @@ std::string strip_terminal_codes(std::string_view text);
 std::vector<std::string> split_documents(std::string_view text, const std::string& format);
 
 /// The documents of a UTF-8 file. (prepare_lm_data also reads .csv / .tsv tables, a document
-/// per row of [data] text_column.) Invalid UTF-8 is an error naming the file and byte offset,
+/// per row of text_column.) Invalid UTF-8 is an error naming the file and byte offset,
 /// or, with replace_invalid, each invalid sequence becomes U+FFFD.
 std::vector<std::string> read_documents(const std::string& path, const std::string& format,
                                         bool replace_invalid = false);
@@ -36,6 +36,37 @@ std::vector<std::string> read_documents(const std::string& path, const std::stri
 /// Entropy (nats) of the unigram distribution of the tokens themselves: the loss of the best
 /// model that ignores context, fitted on this very split.
 double unigram_entropy(const TokenFile& tokens, int64_t vocab_size);
+
+/// The [data] keys of "text" for language models.
+struct TextDataOptions {
+  /// UTF-8 files (or .csv/.tsv tables, whose text_column is read, a document per row).
+  std::vector<std::string> files;
+  /// "fortune" (entries between "%" lines, terminal codes removed), "lines" (one document per
+  /// non-empty line) or "text" (one document per file).
+  std::string format = "text";
+  /// "char", "bpe" or "wordpiece" (trained on the training documents), or a tokenizer folder.
+  std::string tokenizer = "char";
+  /// bpe and wordpiece: the vocabulary size; char: the most frequent characters (0: all).
+  int64_t vocab_size = 0;
+  /// "error" (naming file and byte offset) or "replace" (U+FFFD).
+  std::string invalid_utf8 = "error";
+  /// the column of the tables in files
+  std::string text_column = "text";
+
+  template <class F>
+  void visit(F&& f) {
+    f("files", files);
+    f("format", format);
+    f("tokenizer", tokenizer);
+    f("vocab_size", vocab_size);
+    f("invalid_utf8", invalid_utf8);
+    f("text_column", text_column);
+  }
+};
+
+/// Checks the keys every language-model source needs (files given, format, invalid_utf8,
+/// vocab_size), without reading the files.
+void check_text_options(const TextDataOptions& text);
 
 /// What a language-model run trains on: the tokenizer and the split token files.
 struct LMData {
@@ -50,7 +81,8 @@ struct LMData {
 /// the tokenizer and writes out_dir/data/{tokenizer/, train.bin, val.bin, meta.json}; when
 /// meta.json already records the same [data] settings and seed (a resumed run), the files
 /// are reused instead. Each document's tokens are followed by the end-of-text token.
-LMData prepare_lm_data(const Config& config, const std::string& out_dir, bool progress);
+LMData prepare_lm_data(const Config& config, const TextDataOptions& text,
+                       const std::string& out_dir, bool progress);
 
 /// A training batch of windows of T+1 tokens at offsets drawn from a Philox stream keyed by
 /// (seed, draw): x (B,T) and y (B,T) = x shifted by one, both i64. The same (seed, draw) gives

@@ -124,8 +124,14 @@ class Task {
   virtual ~Task() = default;
 
   /// Checks the config's [data] keys without reading any data (Config::validate calls it; an
-  /// estimate of a model folder, which has no [data], does not).
+  /// estimate of a model folder, which has no [data], does not): the data source's own keys
+  /// are read with config.data.options<C>() of the task's table C for that source, which
+  /// refuses keys that are not the source's.
   virtual void check_data_config() const {}
+  /// The data source's own [data] keys with their defaults filled (what config.toml and
+  /// trainer_state.json record): models::config_to_json of the task's table. nullopt (the
+  /// default): the keys as given.
+  virtual std::optional<nlohmann::json> data_fields() const { return std::nullopt; }
   /// Loads or prepares the data (may write files into the run folder on the first run and
   /// reuse them on resume) and returns what the model config takes from it, e.g.
   /// {"vocab_size": ...} or {"num_labels": ..., "num_channels": ..., "image_size": ...}.

@@ -55,6 +55,38 @@ inline constexpr const char* kSingleLabel = "single_label_classification";
 inline constexpr const char* kMultiLabel = "multi_label_classification";
 inline constexpr const char* kRegression = "regression";
 
+/// The [data] keys of "csv" (sequence classification). path is a folder with train.csv and
+/// optionally validation.csv (or val.csv, dev.csv) and test.csv (or .tsv), or one file that
+/// val_fraction splits.
+struct CsvDataOptions {
+  /// a tokenizer folder; empty: [model] pretrained's
+  std::string tokenizer;
+  std::string text_column = "text";
+  /// the second text of pairs (empty: none)
+  std::string text_pair_column;
+  std::string label_column = "label";
+  /// the label set in id order (empty: the training labels, sorted)
+  std::vector<std::string> labels;
+  /// cross-entropy weight per label, in the order of labels (empty: all 1)
+  std::vector<double> class_weights;
+  /// tokens per text (0: the model's window)
+  int64_t max_length = 0;
+  /// cut texts longer than max_length (false: an error naming file and line)
+  bool truncate = true;
+
+  template <class F>
+  void visit(F&& f) {
+    f("tokenizer", tokenizer);
+    f("text_column", text_column);
+    f("text_pair_column", text_pair_column);
+    f("label_column", label_column);
+    f("labels", labels);
+    f("class_weights", class_weights);
+    f("max_length", max_length);
+    f("truncate", truncate);
+  }
+};
+
 /// One split of a labelled table.
 struct LabelledTexts {
   std::string path;

@@ -78,20 +78,22 @@ class CausalLMTask : public Task {
   std::string items_name() const override { return "tokens"; }
 
   void check_data_config() const override {
-    const DataConfig& d = config_.data;
-    check_choice("[data] name", d.name, {"text"});
-    MOXING_CHECK(!d.files.empty(), "config: [data] files lists no text files");
-    check_choice("[data] format", d.format, {"fortune", "lines", "text"});
-    check_choice("[data] invalid_utf8", d.invalid_utf8, {"error", "replace"});
-    MOXING_CHECK(d.vocab_size >= 0, "config: [data] vocab_size must be >= 0, got {}", d.vocab_size);
+    check_choice("[data] name", config_.data.name, {"text"});
+    const auto d = config_.data.options<TextDataOptions>();
+    check_text_options(d);
     MOXING_CHECK(d.tokenizer != "bpe" || d.vocab_size > 256,
                  "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
                  "merges), got {}",
                  d.vocab_size);
   }
 
+  std::optional<nlohmann::json> data_fields() const override {
+    return models::config_to_json(config_.data.options<TextDataOptions>());
+  }
+
   nlohmann::json setup_data(Run& run) override {
-    data_ = prepare_lm_data(config_, run.out_dir(), run.verbose());
+    data_ = prepare_lm_data(config_, config_.data.options<TextDataOptions>(), run.out_dir(),
+                            run.verbose());
     if (data_.val != nullptr) {
       run.note(fmt::format(
           "baseline: the validation split's unigram entropy is {:.4f} nats (perplexity {:.1f}); "
@@ -127,7 +129,7 @@ class CausalLMTask : public Task {
   }
 
   nlohmann::json data_fields_from_config() const override {
-    const DataConfig& d = config_.data;
+    const auto d = config_.data.options<TextDataOptions>();
     if (d.tokenizer == "char" || d.tokenizer == "bpe") {
       // trained on the data, <|endoftext|> first; bpe's size is the config's, char's is a cap
       // (0: every character the data has)

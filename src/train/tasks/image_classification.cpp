@@ -23,15 +23,29 @@ namespace moxing::train {
 
 namespace fs = std::filesystem;
 
+ImageFolderOptions image_options(const DataConfig& config) {
+  check_choice("[data] name", config.name, {"fashion-mnist", "imagefolder"});
+  if (config.name == "fashion-mnist") {
+    ImageFolderOptions o;
+    o.normalize = config.options<FashionMnistOptions>().normalize;
+    return o;
+  }
+  auto o = config.options<ImageFolderOptions>();
+  MOXING_CHECK(o.image_size > 0, "config: [data] image_size must be > 0, got {}", o.image_size);
+  MOXING_CHECK(o.channels == 1 || o.channels == 3, "config: [data] channels must be 1 or 3, got {}",
+               o.channels);
+  return o;
+}
+
 data::Transform input_transform(const DataConfig& config) {
-  int64_t size = config.image_size;
+  const ImageFolderOptions o = image_options(config);
+  int64_t size = o.image_size;
   float mean = 0.5f, std = 0.5f;
   if (config.name == "fashion-mnist") {
-    size = 28;
     mean = data::kFashionMnistMean;
     std = data::kFashionMnistStd;
   }
-  bool normalize = config.normalize;
+  bool normalize = o.normalize;
   return [size, mean, std, normalize](const Tensor& image, Generator& gen) {
     Tensor x = image;
     if (x.dim() == 2 || x.size(0) != size || x.size(1) != size) {
@@ -45,13 +59,14 @@ data::Transform input_transform(const DataConfig& config) {
 
 DataSplits load_data(const Config& config) {
   const DataConfig& d = config.data;
+  const ImageFolderOptions o = image_options(d);
   auto seed = static_cast<uint64_t>(config.train.seed);
   DataSplits out;
   data::DatasetPtr full;
   if (d.name == "fashion-mnist") {
     std::string dir = d.path.empty() ? data::kFashionMnistDir : d.path;
     data::MnistOptions train_opt;
-    train_opt.normalize = d.normalize;
+    train_opt.normalize = o.normalize;
     full = std::make_shared<data::MnistDataset>(dir, train_opt);
     std::string test_images = dir + "/t10k-images-idx3-ubyte";
     if (fs::exists(test_images) || fs::exists(test_images + ".gz")) {
@@ -64,21 +79,19 @@ DataSplits load_data(const Config& config) {
     out.class_names = data::fashion_mnist_classes();
   } else {
     MOXING_CHECK(!d.path.empty(), "config: [data] path is needed for imagefolder");
-    DataConfig resized = d;
-    resized.name = "imagefolder";
-    data::Transform transform = input_transform(resized);
+    data::Transform transform = input_transform(d);
     bool split = fs::is_directory(fs::path(d.path) / "train");
     std::string train_root = split ? (fs::path(d.path) / "train").string() : d.path;
     auto folder =
-        std::make_shared<data::ImageFolder>(train_root, transform, static_cast<int>(d.channels));
+        std::make_shared<data::ImageFolder>(train_root, transform, static_cast<int>(o.channels));
     out.class_names = folder->classes();
     full = folder;
     if (split && fs::is_directory(fs::path(d.path) / "test")) {
       out.test = std::make_shared<data::ImageFolder>((fs::path(d.path) / "test").string(),
-                                                     transform, static_cast<int>(d.channels));
+                                                     transform, static_cast<int>(o.channels));
     }
-    out.channels = d.channels;
-    out.image_size = d.image_size;
+    out.channels = o.channels;
+    out.image_size = o.image_size;
   }
   out.num_classes = static_cast<int64_t>(out.class_names.size());
   if (d.val_fraction > 0) {
@@ -128,12 +141,15 @@ class ImageClassificationTask : public Task {
 
   void check_data_config() const override {
     if (given_) return;
-    const Config& config = config_;
-    check_choice("[data] name", config.data.name, {"fashion-mnist", "imagefolder"});
-    MOXING_CHECK(config.data.image_size > 0, "config: [data] image_size must be > 0, got {}",
-                 config.data.image_size);
-    MOXING_CHECK(config.data.channels == 1 || config.data.channels == 3,
-                 "config: [data] channels must be 1 or 3, got {}", config.data.channels);
+    (void)image_options(config_.data);
+  }
+
+  std::optional<nlohmann::json> data_fields() const override {
+    if (given_) return std::nullopt;
+    if (config_.data.name == "fashion-mnist") {
+      return models::config_to_json(config_.data.options<FashionMnistOptions>());
+    }
+    return models::config_to_json(image_options(config_.data));
   }
 
   nlohmann::json setup_data(Run& run) override {
@@ -191,7 +207,8 @@ class ImageClassificationTask : public Task {
     if (d.name == "fashion-mnist") {
       return {{"num_channels", 1}, {"image_size", 28}, {"num_labels", 10}};
     }
-    nlohmann::json out = {{"num_channels", d.channels}, {"image_size", d.image_size}};
+    const ImageFolderOptions o = image_options(d);
+    nlohmann::json out = {{"num_channels", o.channels}, {"image_size", o.image_size}};
     // the classes are the folders of the training images: counted, nothing read
     std::error_code ec;
     fs::path root = fs::is_directory(fs::path(d.path) / "train", ec) ? fs::path(d.path) / "train"
@@ -207,8 +224,8 @@ class ImageClassificationTask : public Task {
   std::optional<StepOutput> meta_step(Run& run) override {
     (void)run;
     const DataConfig& d = config_.data;
-    const int64_t size = d.name == "fashion-mnist" ? 28 : d.image_size;
-    const int64_t channels = d.name == "fashion-mnist" ? 1 : d.channels;
+    const ImageFolderOptions o = image_options(d);
+    const int64_t size = o.image_size, channels = o.channels;
     return step_on(empty({d.batch_size, channels, size, size}), empty({d.batch_size}, DType::i64));
   }
 

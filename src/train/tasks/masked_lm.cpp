@@ -23,6 +23,24 @@ namespace moxing::train {
 
 namespace {
 
+/// The [data] keys of "text" for masked-LM training: those of causal LMs (TextDataOptions),
+/// a tokenizer that has [CLS] [SEP] [MASK], and the masking.
+struct MaskedTextOptions : TextDataOptions {
+  /// tokens per block, [CLS] and [SEP] included (0: the model's window)
+  int64_t max_length = 0;
+  /// the share of tokens to predict (80% of them [MASK], 10% random, 10% kept)
+  double mlm_probability = 0.15;
+
+  MaskedTextOptions() { tokenizer = "wordpiece"; }
+
+  template <class F>
+  void visit(F&& f) {
+    TextDataOptions::visit(f);
+    f("max_length", max_length);
+    f("mlm_probability", mlm_probability);
+  }
+};
+
 // the token ids BERT's blocks and masking need
 struct MaskIds {
   int64_t cls = 0, sep = 0, mask = 0, vocab = 0;
@@ -126,10 +144,9 @@ class MaskedLMTask : public Task {
   std::string items_name() const override { return "tokens"; }
 
   void check_data_config() const override {
-    const DataConfig& d = config_.data;
-    check_choice("[data] name", d.name, {"text"});
-    MOXING_CHECK(!d.files.empty(), "config: [data] files lists no text files");
-    check_choice("[data] format", d.format, {"fortune", "lines", "text"});
+    check_choice("[data] name", config_.data.name, {"text"});
+    const auto d = config_.data.options<MaskedTextOptions>();
+    check_text_options(d);
     MOXING_CHECK(d.tokenizer != "char" && d.tokenizer != "bpe",
                  "config: [data] tokenizer for masked-LM training is \"wordpiece\" (trained on the "
                  "data to vocab_size) or a tokenizer folder with [CLS] [SEP] [MASK], got \"{}\"",
@@ -141,8 +158,13 @@ class MaskedLMTask : public Task {
                  d.max_length);
   }
 
+  std::optional<nlohmann::json> data_fields() const override {
+    return models::config_to_json(config_.data.options<MaskedTextOptions>());
+  }
+
   nlohmann::json setup_data(Run& run) override {
-    data_ = prepare_lm_data(config_, run.out_dir(), run.verbose());
+    opt_ = config_.data.options<MaskedTextOptions>();
+    data_ = prepare_lm_data(config_, opt_, run.out_dir(), run.verbose());
     ids_ = mask_ids(*data_.tokenizer, "[data] tokenizer");
     nlohmann::json facts = {{"pad_token_id", pad_token_id(*data_.tokenizer)}};
     if (config_.model.pretrained.empty()) facts["vocab_size"] = data_.tokenizer->vocab_size();
@@ -153,7 +175,8 @@ class MaskedLMTask : public Task {
     mlm_ = &model.expect<models::MaskedLM>("a masked language model");
     int64_t window = 512;
     if (auto* enc = model.as<models::TextEncoder>()) window = enc->max_positions();
-    const int64_t T = config_.data.max_length > 0 ? config_.data.max_length : window;
+    opt_ = config_.data.options<MaskedTextOptions>();  // also for a memory estimate
+    const int64_t T = opt_.max_length > 0 ? opt_.max_length : window;
     MOXING_CHECK(T <= window,
                  "config: [data] max_length = {} is longer than the model's window ({} positions)",
                  T, window);
@@ -200,7 +223,7 @@ class MaskedLMTask : public Task {
         L_, ids_);
     const uint64_t draw = static_cast<uint64_t>(step * config_.train.grad_accum + micro);
     std::vector<int64_t> labels =
-        mask_tokens(ids, ids_.special, ids_.mask, ids_.vocab, config_.data.mlm_probability,
+        mask_tokens(ids, ids_.special, ids_.mask, ids_.vocab, opt_.mlm_probability,
                     Generator(data::mix_seed(data::mix_seed(seed, 0x6d6c6d), draw)));
     auto [positions, targets] = masked_positions(labels);
     return step_on(from_vector(ids, {count, L_ + 2}), positions, targets);
@@ -211,15 +234,14 @@ class MaskedLMTask : public Task {
     const int64_t B = config_.data.batch_size, T = L_ + 2;
     // the expected share of masked tokens
     const auto n =
-        static_cast<int64_t>(std::ceil(static_cast<double>(B * T) * config_.data.mlm_probability));
+        static_cast<int64_t>(std::ceil(static_cast<double>(B * T) * opt_.mlm_probability));
     return step_on(empty({B, T}, DType::i64), empty({n}, DType::i64), empty({n}, DType::i64));
   }
 
   std::optional<Metrics> validate(Run& run) override {
     if (data_.val == nullptr || data_.val->size() < L_) return std::nullopt;
-    MLMEval r =
-        evaluate_mlm(*mlm_, *data_.val, L_, config_.data.batch_size, ids_,
-                     config_.data.mlm_probability, static_cast<uint64_t>(config_.train.seed));
+    MLMEval r = evaluate_mlm(*mlm_, *data_.val, L_, config_.data.batch_size, ids_,
+                             opt_.mlm_probability, static_cast<uint64_t>(config_.train.seed));
     run.note(fmt::format(
         "step {}: val masked-token loss {:.4f} (perplexity {:.1f}), accuracy {:.4f} over {} "
         "tokens",
@@ -237,10 +259,11 @@ class MaskedLMTask : public Task {
     RunValTokens val = open_run_val_tokens(run, tokenizer->vocab_size());
     int64_t window = 512;
     if (auto* enc = run.model.as<models::TextEncoder>()) window = enc->max_positions();
-    const int64_t T = run.config.data.max_length > 0 ? run.config.data.max_length : window;
+    const auto opt = run.config.data.options<MaskedTextOptions>();
+    const int64_t T = opt.max_length > 0 ? opt.max_length : window;
     MLMEval r =
         evaluate_mlm(mlm, *val.tokens, T - 2, std::max<int64_t>(1, run.config.data.batch_size), ids,
-                     run.config.data.mlm_probability, static_cast<uint64_t>(run.config.train.seed));
+                     opt.mlm_probability, static_cast<uint64_t>(run.config.train.seed));
     EvalReport out;
     out.json = {{"split", "val"},         {"masked_tokens", r.targets},
                 {"loss", r.loss},         {"perplexity", std::exp(r.loss)},
@@ -248,8 +271,8 @@ class MaskedLMTask : public Task {
     out.text = fmt::format(
         "{} on the val split ({} masked tokens, {:.0f}% of the tokens)\nloss        {:.4f}\n"
         "perplexity  {:.2f}\naccuracy    {:.4f} (masked tokens)\n",
-        run.checkpoint_dir, r.targets, run.config.data.mlm_probability * 100, r.loss,
-        std::exp(r.loss), r.accuracy);
+        run.checkpoint_dir, r.targets, opt.mlm_probability * 100, r.loss, std::exp(r.loss),
+        r.accuracy);
     return out;
   }
 
@@ -264,6 +287,7 @@ class MaskedLMTask : public Task {
   }
 
   const Config& config_;
+  MaskedTextOptions opt_;
   LMData data_;
   MaskIds ids_;
   models::MaskedLM* mlm_ = nullptr;

@@ -176,8 +176,8 @@ namespace {
 
 // what a classifier needs of its data for a run or an evaluation: the tokenizer folder
 std::string tokenizer_folder(const Config& config) {
-  const std::string& t = config.data.tokenizer;
-  if (t != "char") return t;
+  const std::string t = config.data.options<CsvDataOptions>().tokenizer;
+  if (!t.empty() && t != "char") return t;  // "char": what older run configs hold for none
   MOXING_CHECK(!config.model.pretrained.empty(),
                "config: [data] tokenizer must name a tokenizer folder (one `moxing tokenizer "
                "train` wrote, or a model's) when [model] pretrained is not set");
@@ -197,11 +197,11 @@ class SequenceClassificationTask : public Task {
   explicit SequenceClassificationTask(const Config& config) : config_(config) {}
 
   void check_data_config() const override {
-    const DataConfig& d = config_.data;
-    check_choice("[data] name", d.name, {"csv"});
-    MOXING_CHECK(!d.path.empty(),
+    check_choice("[data] name", config_.data.name, {"csv"});
+    MOXING_CHECK(!config_.data.path.empty(),
                  "config: [data] path is needed: a folder holding train.csv (and validation.csv, "
                  "test.csv) or one .csv/.tsv file");
+    const auto d = config_.data.options<CsvDataOptions>();
     MOXING_CHECK(d.max_length >= 0, "config: [data] max_length must be >= 0, got {}", d.max_length);
     for (double w : d.class_weights) {
       MOXING_CHECK(std::isfinite(w) && w > 0, "config: [data] class_weights must be > 0, got {}",
@@ -213,7 +213,12 @@ class SequenceClassificationTask : public Task {
                  "config: [data] class_weights apply to single-label classification only");
   }
 
+  std::optional<nlohmann::json> data_fields() const override {
+    return models::config_to_json(config_.data.options<CsvDataOptions>());
+  }
+
   nlohmann::json setup_data(Run& run) override {
+    opt_ = config_.data.options<CsvDataOptions>();
     problem_type_ = configured_problem_type(config_);
     data_ = load_labelled_data(config_, problem_type_);
     const std::string folder = tokenizer_folder(config_);
@@ -245,13 +250,14 @@ class SequenceClassificationTask : public Task {
     // the window: [data] max_length, at most the model's positions
     int64_t window = 512;
     if (auto* enc = model.as<models::TextEncoder>()) window = enc->max_positions();
-    max_length_ = config_.data.max_length > 0 ? config_.data.max_length : window;
+    opt_ = config_.data.options<CsvDataOptions>();  // also for a memory estimate
+    max_length_ = opt_.max_length > 0 ? opt_.max_length : window;
     MOXING_CHECK(max_length_ <= window,
                  "config: [data] max_length = {} is longer than the model's window ({} positions)",
                  max_length_, window);
     if (tokenizer_ != nullptr) {  // not for a memory estimate, which reads no data
       for (LabelledTexts* s : {&data_.train, &data_.val, &data_.test}) {
-        s->encode(*tokenizer_, max_length_, config_.data.truncate);
+        s->encode(*tokenizer_, max_length_, opt_.truncate);
         if (s->truncated > 0) {
           run.note(
               fmt::format("note: {} of the {} texts of {} are longer than {} tokens and were "
@@ -261,7 +267,7 @@ class SequenceClassificationTask : public Task {
       }
       num_batches_ = (data_.train.size() + config_.data.batch_size - 1) / config_.data.batch_size;
     }
-    weights_ = weights_tensor(config_.data.class_weights);
+    weights_ = weights_tensor(opt_.class_weights);
     std::vector<optim::ParamGroup> groups =
         optim::decay_groups(model.module->named_parameters(), config_.optim.weight_decay);
     run.add_model("model", std::move(model));
@@ -300,9 +306,8 @@ class SequenceClassificationTask : public Task {
 
   nlohmann::json data_fields_from_config() const override {
     nlohmann::json out = nlohmann::json::object();
-    if (!config_.data.labels.empty()) {
-      out["num_labels"] = static_cast<int64_t>(config_.data.labels.size());
-    }
+    const auto labels = config_.data.options<CsvDataOptions>().labels;
+    if (!labels.empty()) out["num_labels"] = static_cast<int64_t>(labels.size());
     return out;
   }
 
@@ -318,18 +323,16 @@ class SequenceClassificationTask : public Task {
 
   std::optional<Metrics> validate(Run& run) override {
     if (data_.val.size() == 0) return std::nullopt;
-    TextEvalResult r =
-        evaluate_text_classifier(*model_, data_.val, problem_type_, pad_id_,
-                                 config_.data.eval_batch_size, config_.data.class_weights);
+    TextEvalResult r = evaluate_text_classifier(*model_, data_.val, problem_type_, pad_id_,
+                                                config_.data.eval_batch_size, opt_.class_weights);
     run.note(fmt::format("step {}: val {}", run.step(), describe(r.metrics)));
     return r.metrics;
   }
 
   std::optional<Metrics> test(Run& run) override {
     if (data_.test.size() == 0) return std::nullopt;
-    TextEvalResult r =
-        evaluate_text_classifier(*model_, data_.test, problem_type_, pad_id_,
-                                 config_.data.eval_batch_size, config_.data.class_weights);
+    TextEvalResult r = evaluate_text_classifier(*model_, data_.test, problem_type_, pad_id_,
+                                                config_.data.eval_batch_size, opt_.class_weights);
     nlohmann::json report = r.report ? r.report->to_json() : nlohmann::json::object();
     for (const auto& [k, v] : r.metrics) report[k] = v;
     report["labels"] = data_.labels;
@@ -350,7 +353,8 @@ class SequenceClassificationTask : public Task {
     auto& model = run.model.expect<models::SequenceClassifier>("a sequence classifier");
     const std::string p = problem_type_of(model);
     std::vector<std::string> labels = model.labels();
-    config.data.labels = p == kRegression ? std::vector<std::string>{} : labels;
+    config.data.fields["labels"] = p == kRegression ? std::vector<std::string>{} : labels;
+    const auto opt = config.data.options<CsvDataOptions>();
     LabelledData data = load_labelled_data(config, p);
     LabelledTexts& split = data.test.size() > 0 ? data.test : data.val;
     const std::string split_name = data.test.size() > 0 ? "test" : "val";
@@ -359,11 +363,10 @@ class SequenceClassificationTask : public Task {
     auto tokenizer = tokenizers::load_tokenizer(run.checkpoint_dir);
     int64_t window = 512;
     if (auto* enc = run.model.as<models::TextEncoder>()) window = enc->max_positions();
-    const int64_t max_length = config.data.max_length > 0 ? config.data.max_length : window;
-    split.encode(*tokenizer, max_length, config.data.truncate);
-    TextEvalResult r =
-        evaluate_text_classifier(model, split, p, pad_token_id(*tokenizer),
-                                 config.data.eval_batch_size, config.data.class_weights);
+    const int64_t max_length = opt.max_length > 0 ? opt.max_length : window;
+    split.encode(*tokenizer, max_length, opt.truncate);
+    TextEvalResult r = evaluate_text_classifier(model, split, p, pad_token_id(*tokenizer),
+                                                config.data.eval_batch_size, opt.class_weights);
     EvalReport out;
     out.json = r.report ? r.report->to_json() : nlohmann::json::object();
     for (const auto& [k, v] : r.metrics) out.json[k] = v;
@@ -403,6 +406,7 @@ class SequenceClassificationTask : public Task {
   }
 
   const Config& config_;
+  CsvDataOptions opt_;
   std::string problem_type_ = kSingleLabel;
   LabelledData data_;
   std::shared_ptr<tokenizers::Tokenizer> tokenizer_;

@@ -17,6 +17,34 @@
 
 namespace moxing::train {
 
+/// The [data] keys of "fashion-mnist" (path defaults to /usr/share/datasets/fashion-mnist).
+struct FashionMnistOptions {
+  bool normalize = true;  ///< (x - mean) / std with the data set's mean and std
+
+  template <class F>
+  void visit(F&& f) {
+    f("normalize", normalize);
+  }
+};
+
+/// The [data] keys of "imagefolder" (path/<class>/<image>, or path/train and path/test when
+/// path/train exists).
+struct ImageFolderOptions {
+  int64_t image_size = 28;  ///< images are resized to image_size x image_size
+  int64_t channels = 1;     ///< 1 (gray) or 3 (RGB)
+  bool normalize = true;    ///< (x - 0.5) / 0.5
+
+  template <class F>
+  void visit(F&& f) {
+    f("image_size", image_size);
+    f("channels", channels);
+    f("normalize", normalize);
+  }
+};
+
+/// The image keys of the config's source, checked: fashion-mnist's are 28 x 28 gray images.
+ImageFolderOptions image_options(const DataConfig& config);
+
 /// The datasets of a run: examples are (input (C,H,W) f32, class i64 0-d). val and test may
 /// be null.
 struct DataSplits {
