@@ -1,6 +1,7 @@
 // The allocator registry, the CPU allocator and the meta allocator. CPU: 64-byte aligned
-// blocks; large blocks are cached by size so that a training step reusing the same shapes does
-// not page-fault fresh memory every time. Meta: sizes only, no bytes.
+// blocks; large blocks are cached by size class so that a training step reusing the same (or
+// nearby) shapes does not page-fault fresh memory every time, the cache bounded by the
+// program's peak use. Meta: sizes only, no bytes.
 #include "moxing/core/allocator.h"
 
 #include <unistd.h>
@@ -20,22 +21,74 @@ namespace {
 constexpr size_t kAlign = 64;
 constexpr size_t kCacheMin = 1 << 16;  // blocks below this go straight to malloc
 
-// Bytes kept cached at most: a quarter of the machine's memory (at least 2 GiB), enough for
-// the activations of a GPT-2-small training step, which would otherwise be unmapped and
-// page-faulted again every step.
-size_t cache_limit() {
-  static const size_t limit = [] {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    size_t quarter = pages > 0 && page > 0 ? static_cast<size_t>(pages) * page / 4 : 0;
-    return std::max(quarter, size_t{2} << 30);
-  }();
-  return limit;
+// Counters shared by the allocators below; relaxed atomics, read only for statistics.
+struct Counters {
+  std::atomic<size_t> in_use{0};
+  std::atomic<size_t> peak{0};
+  std::atomic<size_t> peak_ever{0};  // not reset: what the cache may hold
+  std::atomic<uint64_t> allocations{0};
+
+  void on_allocate(size_t n) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    size_t now = in_use.fetch_add(n, std::memory_order_relaxed) + n;
+    for (std::atomic<size_t>* m : {&peak, &peak_ever}) {
+      size_t p = m->load(std::memory_order_relaxed);
+      while (now > p && !m->compare_exchange_weak(p, now, std::memory_order_relaxed)) {
+      }
+    }
+  }
+  void on_free(size_t n) { in_use.fetch_sub(n, std::memory_order_relaxed); }
+  void reset_peak() {
+    peak.store(in_use.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+  AllocatorStats get() const {
+    return {in_use.load(std::memory_order_relaxed), peak.load(std::memory_order_relaxed),
+            allocations.load(std::memory_order_relaxed)};
+  }
+};
+
+Counters& cpu_counters() {
+  static Counters* c = new Counters();  // never destroyed, as the cache
+  return *c;
 }
 
+// Bytes kept cached at most: as many as the program has ever had in use at once (a training
+// step that frees its activations finds them again in the next one, which would otherwise
+// page-fault fresh memory), at least 256 MiB and at most a quarter of the machine's memory.
+// So a process holds at most about twice its peak, whatever shapes it goes through.
+size_t cache_limit() {
+  static const size_t quarter = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    size_t q = pages > 0 && page > 0 ? static_cast<size_t>(pages) * page / 4 : 0;
+    return std::max(q, size_t{1} << 30);
+  }();
+  const size_t peak = cpu_counters().peak_ever.load(std::memory_order_relaxed);
+  return std::min(quarter, std::max(peak, size_t{256} << 20));
+}
+
+// Free blocks by size class, and by age so that the least recently freed go first when the
+// cache is over its limit (variable-length batches make sizes that may never come back).
 struct Cache {
   std::mutex mu;
-  std::multimap<size_t, void*> free_blocks;
+  std::multimap<size_t, std::pair<uint64_t, void*>> free_blocks;  // size -> (stamp, block)
+  std::map<uint64_t, std::pair<size_t, void*>> by_age;            // stamp -> (size, block)
+  uint64_t next_stamp = 0;
   size_t cached = 0;
+
+  void evict_oldest() {
+    auto old = by_age.begin();
+    auto [size, block] = old->second;
+    auto range = free_blocks.equal_range(size);
+    for (auto it = range.first; it != range.second; ++it) {
+      if (it->second.second == block) {
+        free_blocks.erase(it);
+        break;
+      }
+    }
+    by_age.erase(old);
+    cached -= size;
+    std::free(block);
+  }
 };
 
 Cache& cache() {
@@ -43,10 +96,17 @@ Cache& cache() {
   return *c;
 }
 
+// Small blocks: 64-byte multiples (malloc's). Cached ones: size classes, 8 per doubling above
+// 1 MiB (at most 12.5% more than asked) and 4 KiB pages below, so that the many nearby sizes
+// of variable-length batches share blocks.
 size_t round_size(size_t n) {
   if (n < kCacheMin) return (n + kAlign - 1) / kAlign * kAlign;
-  size_t page = 4096;
-  return (n + page - 1) / page * page;
+  size_t step = 4096;
+  if (n > (size_t{1} << 20)) {
+    int top = 63 - __builtin_clzll(static_cast<unsigned long long>(n - 1));  // 2^top < n
+    step = size_t{1} << (top - 3);
+  }
+  return (n + step - 1) / step * step;
 }
 
 void* cpu_alloc(size_t n) {
@@ -56,8 +116,9 @@ void* cpu_alloc(size_t n) {
     std::lock_guard<std::mutex> lock(c.mu);
     auto it = c.free_blocks.find(n);
     if (it != c.free_blocks.end()) {
-      void* p = it->second;
+      auto [stamp, p] = it->second;
       c.free_blocks.erase(it);
+      c.by_age.erase(stamp);
       c.cached -= n;
       return p;
     }
@@ -72,8 +133,12 @@ void cpu_free(void* p, size_t n) {
   if (n >= kCacheMin) {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mu);
-    if (c.cached + n <= cache_limit()) {
-      c.free_blocks.emplace(n, p);
+    const size_t limit = cache_limit();
+    if (n <= limit) {
+      while (c.cached + n > limit) c.evict_oldest();
+      const uint64_t stamp = c.next_stamp++;
+      c.free_blocks.emplace(n, std::make_pair(stamp, p));
+      c.by_age.emplace(stamp, std::make_pair(n, p));
       c.cached += n;
       return;
     }
@@ -81,44 +146,24 @@ void cpu_free(void* p, size_t n) {
   std::free(p);
 }
 
-// Counters shared by the allocators below; relaxed atomics, read only for statistics.
-struct Counters {
-  std::atomic<size_t> in_use{0};
-  std::atomic<size_t> peak{0};
-  std::atomic<uint64_t> allocations{0};
-
-  void on_allocate(size_t n) {
-    allocations.fetch_add(1, std::memory_order_relaxed);
-    size_t now = in_use.fetch_add(n, std::memory_order_relaxed) + n;
-    size_t p = peak.load(std::memory_order_relaxed);
-    while (now > p && !peak.compare_exchange_weak(p, now, std::memory_order_relaxed)) {
-    }
-  }
-  void on_free(size_t n) { in_use.fetch_sub(n, std::memory_order_relaxed); }
-  void reset_peak() {
-    peak.store(in_use.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  }
-  AllocatorStats get() const {
-    return {in_use.load(std::memory_order_relaxed), peak.load(std::memory_order_relaxed),
-            allocations.load(std::memory_order_relaxed)};
-  }
-};
-
 class CpuAllocator final : public Allocator {
  public:
   std::shared_ptr<void> allocate(size_t nbytes, Device) override {
     void* p = cpu_alloc(nbytes);
-    counters_.on_allocate(nbytes);
-    return std::shared_ptr<void>(p, [this, nbytes](void* q) {
+    cpu_counters().on_allocate(nbytes);
+    return std::shared_ptr<void>(p, [nbytes](void* q) {
+      cpu_counters().on_free(nbytes);
       cpu_free(q, nbytes);
-      counters_.on_free(nbytes);
     });
   }
-  AllocatorStats stats() const override { return counters_.get(); }
-  void reset_peak() override { counters_.reset_peak(); }
-
- private:
-  Counters counters_;
+  AllocatorStats stats() const override {
+    AllocatorStats s = cpu_counters().get();
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    s.cached_bytes = c.cached;
+    return s;
+  }
+  void reset_peak() override { cpu_counters().reset_peak(); }
 };
 
 // A meta storage keeps its nbytes (so views and sizes work as on any device) and a null data

@@ -17,6 +17,7 @@ struct AllocatorStats {
   size_t bytes_in_use = 0;   // held by live storages now
   size_t peak_bytes = 0;     // the most bytes_in_use has been
   uint64_t allocations = 0;  // storages allocated since the program started
+  size_t cached_bytes = 0;   // freed blocks kept for reuse (cpu: at most max(peak, 256 MiB))
 };
 
 class Allocator {
