@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
 
 #include "moxing/autograd/node.h"
 #include "moxing/core/error.h"
@@ -180,13 +182,17 @@ BertSelfAttention::BertSelfAttention(const BertConfig& c, Generator* gen)
       register_slot<nn::UnaryModule>("value", bert_linear(c.hidden_size, c.hidden_size, c, gen));
 }
 
-Tensor BertSelfAttention::forward(const Tensor& x, const Tensor& mask) {
-  const int64_t B = x.size(0), T = x.size(1), C = x.size(2), NH = num_heads, HS = C / NH;
+Tensor BertSelfAttention::forward(const Tensor& x, const Tensor& mask, const PackedTokens* packed) {
+  const int64_t C = x.size(-1), NH = num_heads, HS = C / NH;
+  const int64_t B = packed ? packed->B : x.size(0), T = packed ? packed->T : x.size(1);
   auto heads = [&](nn::Slot<nn::UnaryModule>& proj) {
-    return proj->forward(x).view({B, T, NH, HS}).transpose(1, 2);  // (B,NH,T,HS)
+    Tensor p = proj->forward(x);
+    if (packed) p = index_add(zeros({B * T, C}, p.options()), 0, packed->index, p);
+    return p.view({B, T, NH, HS}).transpose(1, 2);  // (B,NH,T,HS)
   };
   Tensor q = heads(query), k = heads(key), v = heads(value);
   Tensor y = scaled_dot_product_attention(q, k, v, mask, is_training() ? dropout_p : 0.0);
+  if (packed) return index_select(y.transpose(1, 2).reshape({B * T, C}), 0, packed->index);
   return y.transpose(1, 2).reshape({B, T, C});
 }
 
@@ -216,8 +222,8 @@ BertLayer::BertLayer(const BertConfig& c, Generator* gen) : activation(c.hidden_
       "output", std::make_shared<BertSublayerOutput>(c.intermediate_size, c, gen, "BertOutput"));
 }
 
-Tensor BertLayer::forward(const Tensor& x, const Tensor& mask) {
-  Tensor a = attention_output->forward(self->forward(x, mask), x);
+Tensor BertLayer::forward(const Tensor& x, const Tensor& mask, const PackedTokens* packed) {
+  Tensor a = attention_output->forward(self->forward(x, mask, packed), x);
   Tensor h = activate(intermediate_dense->forward(a), activation);
   return output->forward(h, a);
 }
@@ -236,6 +242,25 @@ BertModel::BertModel(const BertConfig& c, Generator* gen, bool with_pooler) : co
   }
 }
 
+namespace {
+
+// The real tokens of an attention mask (B,T), when some positions are padding: worth packing.
+std::optional<PackedTokens> real_tokens(const Tensor& attention_mask) {
+  const int64_t B = attention_mask.size(0), T = attention_mask.size(1);
+  Tensor m = contiguous(attention_mask.to(DType::i64));
+  const int64_t* p = m.data<int64_t>();
+  std::vector<int64_t> index;
+  index.reserve(static_cast<size_t>(B * T));
+  for (int64_t i = 0; i < B * T; ++i) {
+    if (p[i] != 0) index.push_back(i);
+  }
+  if (static_cast<int64_t>(index.size()) == B * T || index.empty()) return std::nullopt;
+  const auto N = static_cast<int64_t>(index.size());
+  return PackedTokens{from_vector(index, {N}), B, T};
+}
+
+}  // namespace
+
 Tensor BertModel::encode(const EncoderInputs& in) {
   const Tensor& ids_in = in.input_ids;
   MOXING_CHECK(ids_in.defined() && ids_in.dim() == 2,
@@ -253,10 +278,19 @@ Tensor BertModel::encode(const EncoderInputs& in) {
   Tensor types = check_like_ids(in.token_type_ids, ids, "token_type_ids");
   Tensor mask = check_like_ids(in.attention_mask, ids, "attention_mask");
   // keys a query may attend: (B,1,1,T), true for real tokens
+  std::optional<PackedTokens> packed;
+  if (in.skip_padding && mask.defined() && mask.device().type == DeviceType::cpu)
+    packed = real_tokens(mask);
   if (mask.defined()) mask = ne(mask, zeros_like(mask)).view({B, 1, 1, T});
   Tensor x = embeddings->forward(ids, types);
+  if (packed) x = index_select(x.reshape({B * T, x.size(2)}), 0, packed->index);
   for (size_t l = 0; l < layer->size(); ++l) {
-    x = layer->at<BertLayer>(static_cast<int64_t>(l))->forward(x, mask);
+    x = layer->at<BertLayer>(static_cast<int64_t>(l))
+            ->forward(x, mask, packed ? &*packed : nullptr);
+  }
+  if (packed) {  // zeros at the padded positions
+    const int64_t C = x.size(1);
+    x = index_add(zeros({B * T, C}, x.options()), 0, packed->index, x).view({B, T, C});
   }
   return x;
 }

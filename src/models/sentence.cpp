@@ -154,7 +154,8 @@ Tensor SentenceEncoder::embed(const std::vector<std::string>& texts) const {
       mask.insert(mask.end(), e.attention_mask.begin(), e.attention_mask.end());
     }
     Tensor m = from_vector(mask, {B, T});
-    Tensor h = encoder.encode({from_vector(ids, {B, T}), from_vector(types, {B, T}), m});
+    Tensor h = encoder.encode({from_vector(ids, {B, T}), from_vector(types, {B, T}), m,
+                               /*skip_padding=*/true});
     Tensor v;
     if (pooling == "cls") {
       v = h.select(1, 0);

@@ -72,7 +72,8 @@ models::EncoderInputs pad_batch(const std::vector<tokenizers::Encoding>& all,
     }
   }
   const auto Ti = static_cast<int64_t>(T);
-  return {from_vector(ids, {B, Ti}), from_vector(types, {B, Ti}), from_vector(mask, {B, Ti})};
+  return {from_vector(ids, {B, Ti}), from_vector(types, {B, Ti}), from_vector(mask, {B, Ti}),
+          /*skip_padding=*/true};
 }
 
 models::EncoderInputs pad_batch(std::span<const tokenizers::Encoding> batch, int32_t pad_id) {

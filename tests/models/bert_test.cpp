@@ -18,6 +18,7 @@
 #include "moxing/ops/elementwise.h"
 #include "moxing/ops/loss.h"
 #include "moxing/ops/random.h"
+#include "moxing/ops/reduction.h"
 #include "moxing/ops/shape.h"
 
 namespace moxing::models {
@@ -276,9 +277,6 @@ TEST(Bert, GradcheckMicroModelF64) {
   Tensor types = from_vector<int64_t>({0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1}, {2, 6});
   Tensor mask = from_vector<int64_t>({1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1}, {2, 6});
   Tensor targets = from_vector<int64_t>({2, 0}, {2});
-  auto f = [&](const std::vector<Tensor>&) {
-    return cross_entropy(model.classify({ids, types, mask}), targets);
-  };
   std::vector<Tensor> inputs =
       parameters_named(model, {"bert.embeddings.word_embeddings.weight",
                                "bert.embeddings.token_type_embeddings.weight",
@@ -287,8 +285,35 @@ TEST(Bert, GradcheckMicroModelF64) {
                                "bert.encoder.layer.0.intermediate.dense.bias",
                                "bert.pooler.dense.weight", "classifier.weight"});
   ASSERT_EQ(inputs.size(), 7u);
-  autograd::GradcheckResult r = autograd::gradcheck(f, inputs);
-  EXPECT_TRUE(r.ok) << r.message;
+  for (bool skip_padding : {false, true}) {
+    auto f = [&](const std::vector<Tensor>&) {
+      return cross_entropy(model.classify({ids, types, mask, skip_padding}), targets);
+    };
+    autograd::GradcheckResult r = autograd::gradcheck(f, inputs);
+    EXPECT_TRUE(r.ok) << "skip_padding " << skip_padding << ": " << r.message;
+  }
+}
+
+// Layers run on the real tokens alone: the same states at real tokens, zeros at padded ones,
+// and transformers' loss and gradients.
+TEST(Bert, SkippingPaddingKeepsStatesLossAndGradients) {
+  Model m = from_pretrained(kClsDir);
+  m.module->eval();
+  EncoderInputs packed = batch();
+  packed.skip_padding = true;
+  auto& enc = m.expect<TextEncoder>("a text encoder");
+  Tensor hidden = enc.encode(packed);
+  const Tensor& mask = reference().get("attention_mask");
+  ASSERT_LT(sum(mask).item<double>(), static_cast<double>(mask.numel()));  // some padding
+  EXPECT_LT(max_abs_diff_unpadded(hidden, reference().get("last_hidden_state"), mask), 1e-4);
+  EXPECT_EQ(max_abs_diff(mul(hidden, sub(ones_like(mask), mask).to(hidden.dtype()).unsqueeze(2)),
+                         zeros_like(hidden)),
+            0.0);
+  auto& cls = m.expect<SequenceClassifier>("a sequence classifier");
+  Tensor loss = cross_entropy(cls.classify(packed), reference().get("labels"));
+  EXPECT_NEAR(loss.item<double>(), reference().get("train_loss").item<double>(), 1e-5);
+  loss.backward();
+  EXPECT_EQ(expect_gradients_match(*m.module, reference(), 1e-5), 6);
 }
 
 }  // namespace

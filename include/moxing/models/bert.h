@@ -91,12 +91,21 @@ class BertEmbeddings : public nn::Module {
   nn::Slot<nn::UnaryModule> LayerNorm, dropout;
 };
 
+/// The real tokens of a padded (B,T) batch, when the layers run on them alone: flat positions
+/// b * T + t (i64 (N)), in order.
+struct PackedTokens {
+  Tensor index;
+  int64_t B = 0, T = 0;
+};
+
 /// query, key, value (C -> C each): multi-head attention over the unmasked keys.
 class BertSelfAttention : public nn::Module {
  public:
   BertSelfAttention(const BertConfig& config, Generator* gen);
   /// x (B,T,C), mask bool (B,1,1,T) or undefined -> (B,T,C) before the output projection.
-  Tensor forward(const Tensor& x, const Tensor& mask);
+  /// With packed, x is the (N,C) rows of the real tokens and so is the result: the
+  /// projections run on those rows, attention on the batch padded with zeros.
+  Tensor forward(const Tensor& x, const Tensor& mask, const PackedTokens* packed = nullptr);
   std::string type_name() const override { return "BertSelfAttention"; }
   int64_t num_heads;
   double dropout_p;
@@ -121,7 +130,8 @@ class BertSublayerOutput : public nn::Module {
 class BertLayer : public nn::Module {
  public:
   BertLayer(const BertConfig& config, Generator* gen);
-  Tensor forward(const Tensor& x, const Tensor& mask);
+  /// x (B,T,C), or the (N,C) rows of the real tokens with packed.
+  Tensor forward(const Tensor& x, const Tensor& mask, const PackedTokens* packed = nullptr);
   std::string type_name() const override { return "BertLayer"; }
   std::string activation;
   std::shared_ptr<nn::Module> attention, intermediate;  // "attention", "intermediate" folders

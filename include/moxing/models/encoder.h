@@ -20,13 +20,18 @@ struct EncoderInputs {
   Tensor input_ids;
   Tensor token_type_ids;
   Tensor attention_mask;
+  /// The layers run on the real tokens alone (attention still sees the padded batch): the
+  /// same hidden states at real tokens, zeros at padded ones, and much less work for batches
+  /// of mixed lengths. Off, padded positions hold what transformers computes for them.
+  bool skip_padding = false;
 };
 
 /// A bidirectional text encoder: inputs (B,T) -> hidden states (B,T,C).
 class TextEncoder {
  public:
   virtual ~TextEncoder() = default;
-  /// The last layer's hidden states (B,T,C); padded positions hold values that mean nothing.
+  /// The last layer's hidden states (B,T,C); padded positions hold values that mean nothing
+  /// (zeros with skip_padding).
   virtual Tensor encode(const EncoderInputs& inputs) = 0;
   /// Positions the model attends over (max_position_embeddings).
   virtual int64_t max_positions() const = 0;
