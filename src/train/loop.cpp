@@ -568,7 +568,30 @@ TrainSummary Loop::fit() {
     summary_.baseline_loss = b.get<double>();
   }
 
+  // the update phases: each a list of the run's optimizers
+  std::vector<std::vector<RunOptimizer*>> phases;
+  std::vector<std::string> phase_names;
+  for (const std::vector<std::string>& names : task_->update_phases()) {
+    std::vector<RunOptimizer*> phase;
+    for (const std::string& n : names) {
+      auto it = std::find_if(run_.optimizers_.begin(), run_.optimizers_.end(),
+                             [&](const RunOptimizer& o) { return o.name == n; });
+      MOXING_CHECK(it != run_.optimizers_.end(),
+                   "task {}: update phase names optimizer '{}', which the task did not add",
+                   task_name(config_), n);
+      phase.push_back(&*it);
+    }
+    MOXING_CHECK(!phase.empty(), "task {}: an update phase names no optimizer", task_name(config_));
+    phases.push_back(std::move(phase));
+    phase_names.push_back(fmt::format("{}", fmt::join(names, "+")));
+  }
+  if (phases.empty()) {
+    phases.emplace_back();
+    for (RunOptimizer& o : run_.optimizers_) phases.back().push_back(&o);
+  }
+
   // the log window
+  std::vector<double> win_phase_loss;
   double win_loss = 0;
   int64_t win_steps = 0, win_items = 0;
   std::map<std::string, Tensor> win_sums;
@@ -594,54 +617,77 @@ TrainSummary Loop::fit() {
     }
     int64_t micro = task_->micro_batches(step);
     if (micro <= 0) micro = tc_.grad_accum;
-    Tensor step_loss;
     int64_t step_items = 0;
     std::map<std::string, Tensor> step_sums;
-    for (int64_t i = 0; i < micro; ++i) {
-      StepOutput o = task_->training_step(run_, step, i);
-      Tensor loss = o.loss;
-      (tc_.grad_accum > 1 ? loss * (1.0 / static_cast<double>(tc_.grad_accum)) : loss).backward();
-      Tensor l = loss.detach().to(DType::f64);
-      step_loss = step_loss.defined() ? add(step_loss, l) : l;
-      step_items += o.items;
-      for (auto& [k, t] : o.sums) {
-        Tensor v = t.detach().to(DType::f64);
-        auto it = step_sums.find(k);
-        if (it == step_sums.end()) {
-          step_sums.emplace(k, v);
-        } else {
-          it->second = add(it->second, v);
+    double loss_value = 0;
+    std::vector<double> phase_losses;
+    bool skipped = false, stepped = false;
+    for (size_t p = 0; p < phases.size(); ++p) {
+      run_.phase_ = static_cast<int64_t>(p);
+      Tensor phase_loss;
+      for (int64_t i = 0; i < micro; ++i) {
+        StepOutput o = task_->training_step(run_, step, i);
+        Tensor loss = o.loss;
+        (tc_.grad_accum > 1 ? loss * (1.0 / static_cast<double>(tc_.grad_accum)) : loss).backward();
+        Tensor l = loss.detach().to(DType::f64);
+        phase_loss = phase_loss.defined() ? add(phase_loss, l) : l;
+        if (p == 0) step_items += o.items;  // every phase sees the step's examples
+        for (auto& [k, t] : o.sums) {
+          Tensor v = t.detach().to(DType::f64);
+          auto it = step_sums.find(k);
+          if (it == step_sums.end()) {
+            step_sums.emplace(k, v);
+          } else {
+            it->second = add(it->second, v);
+          }
         }
       }
-    }
-    for (auto& hook : run_.after_backward) hook(run_);
-    // one read per step: the loss tells whether the step is finite
-    const double loss_value = step_loss.item<double>() / static_cast<double>(micro);
-    bool nonfinite = !std::isfinite(loss_value);
-    if (!nonfinite && tc_.clip_grad_norm > 0) {
-      for (const RunOptimizer& o : run_.optimizers_) {
-        std::vector<Tensor> params;
-        for (const auto& g : o.optimizer->param_groups())
-          params.insert(params.end(), g.params.begin(), g.params.end());
-        double norm = optim::clip_grad_norm_(params, tc_.clip_grad_norm);
-        nonfinite = nonfinite || !std::isfinite(norm);
+      for (auto& hook : run_.after_backward) hook(run_);
+      // one read per phase: the loss tells whether the phase is finite
+      const double value = phase_loss.item<double>() / static_cast<double>(micro);
+      bool nonfinite = !std::isfinite(value);
+      if (!nonfinite && tc_.clip_grad_norm > 0) {
+        for (const RunOptimizer* o : phases[p]) {
+          std::vector<Tensor> params;
+          for (const auto& g : o->optimizer->param_groups())
+            params.insert(params.end(), g.params.begin(), g.params.end());
+          double norm = optim::clip_grad_norm_(params, tc_.clip_grad_norm);
+          nonfinite = nonfinite || !std::isfinite(norm);
+        }
       }
+      if (nonfinite) {
+        std::string what =
+            fmt::format("non-finite loss or gradient at step {} (epoch {})", step + 1, epoch + 1);
+        MOXING_CHECK(tc_.skip_nonfinite,
+                     "{}; training stopped, no checkpoint written after it (last good "
+                     "checkpoint: {}); set [train] skip_nonfinite = true to skip such steps",
+                     what, pos_.last_good_checkpoint.empty() ? "none" : pos_.last_good_checkpoint);
+        run_.note(what + (phases.size() > 1 ? fmt::format(": phase {} skipped", p + 1)
+                                            : std::string(": step skipped")));
+        skipped = true;
+      } else {
+        for (RunOptimizer* o : phases[p]) o->optimizer->step();
+        stepped = true;
+      }
+      // a later phase starts from no gradient (a generator's loss also reaches the
+      // discriminator's weights)
+      for (RunOptimizer& o : run_.optimizers_) o.optimizer->zero_grad();
+      loss_value += value;
+      phase_losses.push_back(value);
     }
+    run_.phase_ = 0;
     run_.step_ = step + 1;
     const bool epoch_end = run_.step_ % steps_per_epoch_ == 0;
-    if (nonfinite) {
-      std::string what =
-          fmt::format("non-finite loss or gradient at step {} (epoch {})", run_.step_, epoch + 1);
-      MOXING_CHECK(tc_.skip_nonfinite,
-                   "{}; training stopped, no checkpoint written after it (last good checkpoint: "
-                   "{}); set [train] skip_nonfinite = true to skip such steps",
-                   what, pos_.last_good_checkpoint.empty() ? "none" : pos_.last_good_checkpoint);
-      run_.note(what + ": step skipped");
-    } else {
-      for (RunOptimizer& o : run_.optimizers_) o.optimizer->step();
+    if (stepped) {
       moxing::detail::fault_point();  // weights changed, nothing saved yet
       for (auto& hook : run_.after_optimizer_step) hook(run_);
+    }
+    if (!skipped) {
       win_loss += loss_value;
+      if (phases.size() > 1) {
+        win_phase_loss.resize(phases.size(), 0.0);
+        for (size_t p = 0; p < phases.size(); ++p) win_phase_loss[p] += phase_losses[p];
+      }
       win_steps += 1;
       for (auto& [k, t] : step_sums) {
         auto it = win_sums.find(k);
@@ -652,10 +698,7 @@ TrainSummary Loop::fit() {
         }
       }
     }
-    for (RunOptimizer& o : run_.optimizers_) {
-      o.optimizer->zero_grad();
-      o.scheduler->step();
-    }
+    for (RunOptimizer& o : run_.optimizers_) o.scheduler->step();
     win_items += step_items;
     summary_.train_seconds += seconds_since(step_start);
     if (progress) {
@@ -676,6 +719,9 @@ TrainSummary Loop::fit() {
         for (const auto& [k, t] : win_sums) {
           record[k] = t.item<double>() / static_cast<double>(std::max<int64_t>(win_items, 1));
         }
+        for (size_t p = 0; p < win_phase_loss.size(); ++p) {
+          record["loss_" + phase_names[p]] = win_phase_loss[p] / static_cast<double>(win_steps);
+        }
         record["lr"] = lr();
         record[per_s] = static_cast<double>(win_items) / std::max(secs, 1e-9);
         record["seconds"] = elapsed();
@@ -683,6 +729,7 @@ TrainSummary Loop::fit() {
         logger_->log(record);
       }
       win_loss = 0;
+      win_phase_loss.assign(win_phase_loss.size(), 0.0);
       win_steps = win_items = 0;
       win_sums.clear();
       win_start = Clock::now();

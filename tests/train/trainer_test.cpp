@@ -68,6 +68,87 @@ std::unique_ptr<train::Task> make_synthetic_task(const train::Config& config) {
 }
 MOXING_REGISTER_TASK("synthetic-images", make_synthetic_task);
 
+// Two models and two optimizers updated in phases, as a GAN updates its discriminator and
+// then its generator: y = a(x) and z = b(x) are 1 -> 1 linear maps at x = 1; phase 0 moves a
+// toward 1 ((a - 1)^2), phase 1 moves b toward a (the first of two outputs each) ((b - a)^2, which
+// also reaches a's weights). It records a(x) as each phase sees it and after the step.
+struct PhaseLog {
+  std::vector<double> a_phase0, a_phase1, a_after, b_phase1;
+};
+PhaseLog& phase_log() {
+  static PhaseLog log;
+  return log;
+}
+
+class PhasedTask : public train::Task {
+ public:
+  explicit PhasedTask(const train::Config& config) : config_(config) {}
+  nlohmann::json setup_data(train::Run& run) override {
+    (void)run;
+    return {{"num_channels", 1}, {"image_size", 1}, {"num_labels", 2}};
+  }
+  void configure(train::Run& run, models::Model model) override {
+    models::Model b = models::build_model(*model.family, model.config);
+    a_ = model.module.get();
+    b_ = b.module.get();
+    for (auto [name, m] : {std::pair{"a", &model}, std::pair{"b", &b}}) {
+      optim::ParamGroup g;
+      g.params = m->module->parameters();
+      std::string model_name = name;
+      run.add_model(model_name, std::move(*m));
+      run.add_optimizer("opt_" + model_name, model_name, {std::move(g)});
+    }
+    run.after_optimizer_step.push_back([this](train::Run&) {
+      NoGradGuard no_grad;
+      phase_log().a_after.push_back(out(*a_).item<double>());
+    });
+  }
+  std::vector<std::vector<std::string>> update_phases() const override {
+    return {{"opt_a"}, {"opt_b"}};
+  }
+  int64_t steps_per_epoch() const override { return 1; }
+  train::StepOutput training_step(train::Run& run, int64_t step, int64_t micro) override {
+    (void)step;
+    (void)micro;
+    train::StepOutput o;
+    o.items = 1;
+    Tensor a = out(*a_);
+    if (run.phase() == 0) {
+      phase_log().a_phase0.push_back(a.item<double>());
+      Tensor d = sub(a, ones_like(a));
+      o.loss = sum(mul(d, d));
+    } else {
+      phase_log().a_phase1.push_back(a.item<double>());
+      Tensor b = out(*b_);
+      phase_log().b_phase1.push_back(b.item<double>());
+      Tensor d = sub(b, a);
+      o.loss = sum(mul(d, d));
+    }
+    return o;
+  }
+  std::optional<train::Metrics> validate(train::Run& run) override {
+    (void)run;
+    return std::nullopt;
+  }
+  train::EvalReport evaluate(const train::LoadedRun& run, const std::string& path) override {
+    (void)run;
+    (void)path;
+    return {};
+  }
+
+ private:
+  static Tensor out(nn::Module& m) {
+    return dynamic_cast<nn::UnaryModule&>(m).forward(ones({1, 1, 1, 1})).select(1, 0);
+  }
+  const train::Config& config_;
+  nn::Module *a_ = nullptr, *b_ = nullptr;
+};
+
+std::unique_ptr<train::Task> make_phased_task(const train::Config& config) {
+  return std::make_unique<PhasedTask>(config);
+}
+MOXING_REGISTER_TASK("two-phases", make_phased_task);
+
 train::Config small_config() {
   train::Config c;
   c.train.task = "synthetic-images";
@@ -225,4 +306,45 @@ TEST(Trainer, NonFiniteLossStopsAndNamesTheStep) {
     Tensor f = p.to(DType::f64).contiguous();
     for (int64_t i = 0; i < f.numel(); ++i) ASSERT_TRUE(std::isfinite(f.data<double>()[i]));
   }
+}
+
+// Each phase steps its own optimizer, the second phase sees the first one's update, and a
+// phase's gradient on another optimizer's weights is dropped.
+TEST(Trainer, UpdatePhasesStepTheirOptimizersInTurn) {
+  train::Config c;
+  c.train.task = "two-phases";
+  c.model.fields["hidden"] = nlohmann::json::array();
+  c.optim.name = "sgd";
+  c.optim.lr = 0.1;
+  c.train.steps = 3;
+  c.train.log_every = 1;
+  phase_log() = {};
+  std::string run = fresh_dir("phases");
+  train::fit(c, quiet(run));
+  const PhaseLog& log = phase_log();
+  ASSERT_EQ(log.a_phase0.size(), 3u);
+  ASSERT_EQ(log.a_phase1.size(), 3u);
+  ASSERT_EQ(log.a_after.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    // y = w + b at x = 1: an SGD step on (y - 1)^2 moves y by -lr * 2 (y - 1) * 2
+    const double a0 = log.a_phase0[i];
+    const double expected = a0 - 0.1 * 2 * (a0 - 1) * 2;
+    EXPECT_NEAR(log.a_phase1[i], expected, 1e-6) << "phase 1 sees phase 0's update, step " << i;
+    EXPECT_NEAR(log.a_after[i], expected, 1e-6) << "phase 1 did not move a, step " << i;
+    if (i + 1 < 3) {
+      const double b = log.b_phase1[i];
+      EXPECT_NEAR(log.b_phase1[i + 1], b - 0.1 * 2 * (b - expected) * 2, 1e-6);
+    }
+  }
+  std::ifstream in(run + "/metrics.jsonl");
+  std::string line;
+  int records = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.at("split") != "train") continue;
+    ++records;
+    EXPECT_NEAR(j.at("loss").get<double>(),
+                j.at("loss_opt_a").get<double>() + j.at("loss_opt_b").get<double>(), 1e-12);
+  }
+  EXPECT_EQ(records, 3);
 }

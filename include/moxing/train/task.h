@@ -85,6 +85,8 @@ class Run {
 
   /// The optimizer step about to run (0-based) and the run's length.
   int64_t step() const { return step_; }
+  /// The update phase of the step being run (0-based, see Task::update_phases).
+  int64_t phase() const { return phase_; }
   int64_t total_steps() const { return total_steps_; }
 
   /// Hooks: after the micro-batches' backward (before clipping), after each optimizer step,
@@ -101,7 +103,7 @@ class Run {
   std::vector<RunOptimizer> optimizers_;
   std::map<std::string, Generator*> generators_;
   std::map<std::string, std::unique_ptr<Generator>> own_generators_;
-  int64_t step_ = 0, total_steps_ = 0;
+  int64_t step_ = 0, total_steps_ = 0, phase_ = 0;
 };
 
 /// A report of `moxing eval`: JSON for programs and text for people.
@@ -148,6 +150,13 @@ class Task {
   /// The loss and sums of micro-batch `micro` of step `step`; the same (step, micro) gives the
   /// same batch, so a resumed run repeats the batches of an uninterrupted one.
   virtual StepOutput training_step(Run& run, int64_t step, int64_t micro) = 0;
+  /// The optimizers a step updates, as phases run in order: each phase runs the step's
+  /// micro-batches (training_step reads run.phase()), backpropagates their losses, clips and
+  /// steps the phase's optimizers alone, and zeroes every gradient after it. So a GAN updates
+  /// its discriminator, then its generator against the updated discriminator. Empty (the
+  /// default): one phase that steps every optimizer. Each phase's loss is logged as
+  /// "loss_<its optimizers>" and "loss" is their sum.
+  virtual std::vector<std::vector<std::string>> update_phases() const { return {}; }
   /// "samples" or "tokens": what StepOutput::items counts.
   virtual std::string items_name() const { return "samples"; }
 
