@@ -69,9 +69,9 @@ std::unique_ptr<train::Task> make_synthetic_task(const train::Config& config) {
 MOXING_REGISTER_TASK("synthetic-images", make_synthetic_task);
 
 // Two models and two optimizers updated in phases, as a GAN updates its discriminator and
-// then its generator: y = a(x) and z = b(x) are 1 -> 1 linear maps at x = 1; phase 0 moves a
-// toward 1 ((a - 1)^2), phase 1 moves b toward a (the first of two outputs each) ((b - a)^2, which
-// also reaches a's weights). It records a(x) as each phase sees it and after the step.
+// then its generator: y = a(x) and z = b(x) are the first outputs of linear maps at x = 1;
+// phase 0 moves a toward 1 ((a - 1)^2), phase 1 moves b toward a ((b - a)^2, which also
+// reaches a's weights). It records a(x) as each phase sees it and after the step.
 struct PhaseLog {
   std::vector<double> a_phase0, a_phase1, a_after, b_phase1;
 };
