@@ -46,9 +46,9 @@ __attribute__((always_inline)) inline void forward_rows(const StepForward<T>& s,
                                                         int64_t b1) {
   const int64_t H = s.H, GH = H * rnn_gate_count(M);
   for (int64_t b = b0; b < b1; ++b) {
-    const T* hp = s.h_prev + b * H;
-    T* h = s.h_new + b * H;
-    T* y = s.y + b * s.ldy;
+    const T* __restrict hp = s.h_prev + b * H;
+    T* __restrict h = s.h_new + b * H;
+    T* __restrict y = s.y + b * s.ldy;
     if (s.lengths != nullptr && s.t >= s.lengths[b]) {  // padding: keep the state, y = 0
       std::memcpy(h, hp, sizeof(T) * H);
       if constexpr (M == RnnMode::lstm)
@@ -56,42 +56,60 @@ __attribute__((always_inline)) inline void forward_rows(const StepForward<T>& s,
       std::fill(y, y + H, T(0));
       continue;
     }
-    T* g = s.g + b * GH;
-    const T* hg = s.hg + b * GH;
+    T* __restrict g = s.g + b * GH;
+    const T* __restrict hg = s.hg + b * GH;
     if constexpr (M == RnnMode::lstm) {
-      const T* cp = s.c_prev + b * H;
-      T* c = s.c_new + b * H;
+      const T* __restrict cp = s.c_prev + b * H;
+      T* __restrict c = s.c_new + b * H;
+      // one pointer per gate block (i, f, g, o)
+      T* __restrict gi = g;
+      T* __restrict gf = g + H;
+      T* __restrict gg = g + 2 * H;
+      T* __restrict go = g + 3 * H;
+      const T* __restrict hi = hg;
+      const T* __restrict hf = hg + H;
+      const T* __restrict hgg = hg + 2 * H;
+      const T* __restrict ho = hg + 3 * H;
+#pragma GCC ivdep  // the rows of h, c, y, the gate blocks and their gradients never overlap
       for (int64_t j = 0; j < H; ++j) {
-        T i = sigmoid_(g[j] + hg[j]);
-        T f = sigmoid_(g[H + j] + hg[H + j]);
-        T gg = tanh_(g[2 * H + j] + hg[2 * H + j]);
-        T o = sigmoid_(g[3 * H + j] + hg[3 * H + j]);
-        T cj = f * cp[j] + i * gg;
+        T i = sigmoid_(gi[j] + hi[j]);
+        T f = sigmoid_(gf[j] + hf[j]);
+        T gj = tanh_(gg[j] + hgg[j]);
+        T o = sigmoid_(go[j] + ho[j]);
+        T cj = f * cp[j] + i * gj;
         T hj = o * tanh_(cj);
-        g[j] = i;
-        g[H + j] = f;
-        g[2 * H + j] = gg;
-        g[3 * H + j] = o;
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = gj;
+        go[j] = o;
         c[j] = cj;
         h[j] = hj;
         y[j] = hj;
       }
     } else if constexpr (M == RnnMode::gru) {
-      T* hn = s.hn + b * H;
+      T* __restrict hn = s.hn + b * H;
+      T* __restrict gr = g;
+      T* __restrict gz = g + H;
+      T* __restrict gn = g + 2 * H;
+      const T* __restrict hr = hg;
+      const T* __restrict hz = hg + H;
+      const T* __restrict hgn = hg + 2 * H;
+#pragma GCC ivdep  // the rows of h, c, y, the gate blocks and their gradients never overlap
       for (int64_t j = 0; j < H; ++j) {
-        T r = sigmoid_(g[j] + hg[j]);
-        T z = sigmoid_(g[H + j] + hg[H + j]);
-        T hnj = hg[2 * H + j];
-        T n = tanh_(g[2 * H + j] + r * hnj);
+        T r = sigmoid_(gr[j] + hr[j]);
+        T z = sigmoid_(gz[j] + hz[j]);
+        T hnj = hgn[j];
+        T n = tanh_(gn[j] + r * hnj);
         T hj = (T(1) - z) * n + z * hp[j];
-        g[j] = r;
-        g[H + j] = z;
-        g[2 * H + j] = n;
+        gr[j] = r;
+        gz[j] = z;
+        gn[j] = n;
         hn[j] = hnj;
         h[j] = hj;
         y[j] = hj;
       }
     } else {
+#pragma GCC ivdep  // the rows of h, c, y, the gate blocks and their gradients never overlap
       for (int64_t j = 0; j < H; ++j) {
         T a = g[j] + hg[j];
         T hj = M == RnnMode::rnn_tanh ? tanh_(a) : (a > T(0) ? a : T(0));
@@ -107,18 +125,18 @@ template <class T>
 struct StepBackward {
   int64_t H = 0, t = 0, ldy = 0;
   const int64_t* lengths = nullptr;
-  const T* g = nullptr;   // (B,G*H) activated gates
-  const T* hn = nullptr;  // (B,H) gru
+  const T* __restrict g = nullptr;   // (B,G*H) activated gates
+  const T* __restrict hn = nullptr;  // (B,H) gru
   const T* h_prev = nullptr;
   const T* h_new = nullptr;
   const T* c_prev = nullptr;
   const T* c_new = nullptr;
-  const T* dy = nullptr;  // (B,H) with row stride ldy
-  const T* dh = nullptr;  // (B,H): gradient of h_new from later steps and h_n
-  T* dc = nullptr;        // (B,H) lstm: of c_new in, of c_prev out
-  T* dxg = nullptr;       // (B,G*H): gradient of the x-side pre-activations
-  T* dhg = nullptr;       // (B,G*H): of the h-side ones (dxg itself unless gru)
-  T* dh_prev = nullptr;   // (B,H): the part of dh_prev that skips W_hh (gru: z dh)
+  const T* __restrict dy = nullptr;  // (B,H) with row stride ldy
+  const T* __restrict dh = nullptr;  // (B,H): gradient of h_new from later steps and h_n
+  T* __restrict dc = nullptr;        // (B,H) lstm: of c_new in, of c_prev out
+  T* __restrict dxg = nullptr;       // (B,G*H): gradient of the x-side pre-activations
+  T* __restrict dhg = nullptr;       // (B,G*H): of the h-side ones (dxg itself unless gru)
+  T* dh_prev = nullptr;              // (B,H): the part of dh_prev that skips W_hh (gru: z dh)
 };
 
 // lstm: dc' = dc + dh o (1 - tanh(c)^2); di = dc' g, df = dc' c_prev, dg = dc' i, do = dh tanh(c),
@@ -130,53 +148,73 @@ __attribute__((always_inline)) inline void backward_rows(const StepBackward<T>& 
                                                          int64_t b1) {
   const int64_t H = s.H, GH = H * rnn_gate_count(M);
   for (int64_t b = b0; b < b1; ++b) {
-    const T* dh = s.dh + b * H;
-    T* dhp = s.dh_prev + b * H;
-    T* dxg = s.dxg + b * GH;
-    T* dhg = s.dhg + b * GH;
+    const T* __restrict dh = s.dh + b * H;
+    T* __restrict dhp = s.dh_prev + b * H;
+    T* __restrict dxg = s.dxg + b * GH;
+    T* __restrict dhg = s.dhg + b * GH;
     if (s.lengths != nullptr && s.t >= s.lengths[b]) {  // padding: gradients pass through
       std::memcpy(dhp, dh, sizeof(T) * H);
       std::fill(dxg, dxg + GH, T(0));
       if constexpr (M == RnnMode::gru) std::fill(dhg, dhg + GH, T(0));
       continue;
     }
-    const T* g = s.g + b * GH;
-    const T* dy = s.dy + b * s.ldy;
+    const T* __restrict g = s.g + b * GH;
+    const T* __restrict dy = s.dy + b * s.ldy;
     if constexpr (M == RnnMode::lstm) {
-      const T* cp = s.c_prev + b * H;
-      const T* cn = s.c_new + b * H;
-      T* dc = s.dc + b * H;
+      const T* __restrict cp = s.c_prev + b * H;
+      const T* __restrict cn = s.c_new + b * H;
+      T* __restrict dc = s.dc + b * H;
+      const T* __restrict gi = g;
+      const T* __restrict gf = g + H;
+      const T* __restrict gg = g + 2 * H;
+      const T* __restrict go = g + 3 * H;
+      T* __restrict di = dxg;
+      T* __restrict df = dxg + H;
+      T* __restrict dg = dxg + 2 * H;
+      T* __restrict d_o = dxg + 3 * H;
+#pragma GCC ivdep  // the rows of h, c, y, the gate blocks and their gradients never overlap
       for (int64_t j = 0; j < H; ++j) {
         T dhj = dh[j] + dy[j];
-        T i = g[j], f = g[H + j], gg = g[2 * H + j], o = g[3 * H + j];
+        T i = gi[j], f = gf[j], gj = gg[j], o = go[j];
         T tc = tanh_(cn[j]);
         T dct = dc[j] + dhj * o * (T(1) - tc * tc);
-        dxg[j] = dct * gg * i * (T(1) - i);
-        dxg[H + j] = dct * cp[j] * f * (T(1) - f);
-        dxg[2 * H + j] = dct * i * (T(1) - gg * gg);
-        dxg[3 * H + j] = dhj * tc * o * (T(1) - o);
+        di[j] = dct * gj * i * (T(1) - i);
+        df[j] = dct * cp[j] * f * (T(1) - f);
+        dg[j] = dct * i * (T(1) - gj * gj);
+        d_o[j] = dhj * tc * o * (T(1) - o);
         dc[j] = dct * f;
         dhp[j] = T(0);
       }
     } else if constexpr (M == RnnMode::gru) {
-      const T* hp = s.h_prev + b * H;
-      const T* hn = s.hn + b * H;
+      const T* __restrict hp = s.h_prev + b * H;
+      const T* __restrict hn = s.hn + b * H;
+      const T* __restrict gr = g;
+      const T* __restrict gz = g + H;
+      const T* __restrict gn = g + 2 * H;
+      T* __restrict dxr = dxg;
+      T* __restrict dxz = dxg + H;
+      T* __restrict dxn = dxg + 2 * H;
+      T* __restrict dhr = dhg;
+      T* __restrict dhz = dhg + H;
+      T* __restrict dhn = dhg + 2 * H;
+#pragma GCC ivdep  // the rows of h, c, y, the gate blocks and their gradients never overlap
       for (int64_t j = 0; j < H; ++j) {
         T dhj = dh[j] + dy[j];
-        T r = g[j], z = g[H + j], n = g[2 * H + j];
+        T r = gr[j], z = gz[j], n = gn[j];
         T dan = dhj * (T(1) - z) * (T(1) - n * n);
         T dar = dan * hn[j] * r * (T(1) - r);
         T daz = dhj * (hp[j] - n) * z * (T(1) - z);
-        dxg[j] = dar;
-        dxg[H + j] = daz;
-        dxg[2 * H + j] = dan;
-        dhg[j] = dar;
-        dhg[H + j] = daz;
-        dhg[2 * H + j] = dan * r;
+        dxr[j] = dar;
+        dxz[j] = daz;
+        dxn[j] = dan;
+        dhr[j] = dar;
+        dhz[j] = daz;
+        dhn[j] = dan * r;
         dhp[j] = dhj * z;
       }
     } else {
-      const T* hnew = s.h_new + b * H;
+      const T* __restrict hnew = s.h_new + b * H;
+#pragma GCC ivdep  // the rows of h, c, y, the gate blocks and their gradients never overlap
       for (int64_t j = 0; j < H; ++j) {
         T dhj = dh[j] + dy[j];
         T hj = hnew[j];
