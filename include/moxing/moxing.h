@@ -31,6 +31,7 @@
 #include "moxing/ops/norm.h"
 #include "moxing/ops/random.h"
 #include "moxing/ops/reduction.h"
+#include "moxing/ops/rnn.h"
 #include "moxing/ops/shape.h"
 #include "moxing/ops/softmax.h"
 #include "moxing/optim/optim.h"
