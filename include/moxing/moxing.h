@@ -17,6 +17,7 @@
 #include "moxing/models/family.h"
 #include "moxing/models/generation.h"
 #include "moxing/models/gpt.h"
+#include "moxing/models/lstm.h"
 #include "moxing/models/mlp.h"
 #include "moxing/nn/nn.h"
 #include "moxing/ops/attention.h"

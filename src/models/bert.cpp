@@ -14,6 +14,7 @@
 #include "moxing/autograd/node.h"
 #include "moxing/core/error.h"
 #include "moxing/models/family.h"
+#include "moxing/models/labels.h"
 #include "moxing/nn/init.h"
 #include "moxing/nn/layers.h"
 #include "moxing/ops/attention.h"
@@ -26,24 +27,7 @@ namespace moxing::models {
 // ---- config
 
 void BertConfig::after_read(const nlohmann::json& source) {
-  const bool has_num_labels = source.contains("num_labels") && !source["num_labels"].is_null();
-  if (!has_num_labels && !id2label.empty()) num_labels = static_cast<int64_t>(id2label.size());
-  if (static_cast<int64_t>(id2label.size()) != num_labels) {
-    id2label.clear();
-    label2id.clear();
-    for (int64_t i = 0; i < num_labels; ++i)
-      id2label[std::to_string(i)] = fmt::format("LABEL_{}", i);
-  }
-  if (static_cast<int64_t>(label2id.size()) != num_labels) {
-    label2id.clear();
-    for (const auto& [id, name] : id2label) {
-      int64_t value = -1;
-      auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), value);
-      MOXING_CHECK(ec == std::errc() && end == id.data() + id.size() && value >= 0,
-                   "BertConfig: id2label key \"{}\" is not a label id (0, 1, ...)", id);
-      label2id[name] = value;
-    }
-  }
+  resolve_labels(source, num_labels, id2label, label2id, "BertConfig");
 }
 
 void BertConfig::validate() const {
@@ -78,28 +62,11 @@ void BertConfig::validate() const {
                "BertConfig: position_embedding_type \"{}\" is not supported (moxing knows: "
                "absolute)",
                position_embedding_type);
-  MOXING_CHECK(num_labels >= 1, "BertConfig: num_labels must be at least 1, got {}", num_labels);
-  if (problem_type) {
-    MOXING_CHECK(*problem_type == "single_label_classification" ||
-                     *problem_type == "multi_label_classification" || *problem_type == "regression",
-                 "BertConfig: problem_type \"{}\" is not one of single_label_classification, "
-                 "multi_label_classification, regression",
-                 *problem_type);
-  }
-  for (int64_t i = 0; i < num_labels && !id2label.empty(); ++i) {
-    MOXING_CHECK(id2label.count(std::to_string(i)),
-                 "BertConfig: id2label has no name for label {} (it needs ids 0 .. {})", i,
-                 num_labels - 1);
-  }
+  check_labels(num_labels, id2label, problem_type, "BertConfig");
 }
 
 std::vector<std::string> BertConfig::label_names() const {
-  std::vector<std::string> names;
-  for (int64_t i = 0; i < num_labels; ++i) {
-    auto it = id2label.find(std::to_string(i));
-    names.push_back(it != id2label.end() ? it->second : fmt::format("LABEL_{}", i));
-  }
-  return names;
+  return models::label_names(num_labels, id2label);
 }
 
 // ---- layers

@@ -119,7 +119,7 @@ std::vector<int32_t> generate(CausalLM& model, const std::vector<int32_t>& promp
                "generate: the prompt is empty; pass at least one token, e.g. the BOS token "
                "(id {})",
                model.bos_token_id());
-  MOXING_CHECK(P <= context,
+  MOXING_CHECK(context == 0 || P <= context,
                "generate: prompt is {} tokens; this model's context is {} tokens, so the prompt "
                "may be at most {}",
                P, context, context);
@@ -142,7 +142,8 @@ std::vector<int32_t> generate(CausalLM& model, const std::vector<int32_t>& promp
   std::unique_ptr<KVCache> cache;
   if (cfg.use_cache) {
     // the last token chosen is never fed back, and nothing past the context is
-    int64_t capacity = std::max<int64_t>(1, std::min(context, P + cfg.max_new_tokens - 1));
+    int64_t wanted = P + cfg.max_new_tokens - 1;
+    int64_t capacity = std::max<int64_t>(1, context > 0 ? std::min(context, wanted) : wanted);
     cache = std::make_unique<KVCache>(model.make_cache(1, capacity));
   }
   std::vector<int32_t> seq = prompt;
@@ -166,14 +167,15 @@ std::vector<int32_t> generate(CausalLM& model, const std::vector<int32_t>& promp
         cfg.stop_token_ids.end()) {
       break;
     }
-    if (static_cast<int64_t>(seq.size()) > context) break;  // the context is full
+    if (context > 0 && static_cast<int64_t>(seq.size()) > context) break;  // the context is full
   }
   return out;
 }
 
 PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t stride) {
   const auto N = static_cast<int64_t>(ids.size());
-  const int64_t window = model.context_length();
+  // a model without a context limit scores the whole text in one window
+  const int64_t window = model.context_length() > 0 ? model.context_length() : N;
   if (stride == 0) stride = window;
   MOXING_CHECK(N >= 2, "perplexity: needs at least 2 tokens, got {}", N);
   MOXING_CHECK(stride > 0 && stride <= window,

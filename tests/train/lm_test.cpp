@@ -233,6 +233,59 @@ TEST(LMTrainer, LearnsResumesExactlyAndWritesAModelFolder) {
   EXPECT_EQ(lm.tokenizer->decode(out), "abcabc");
 }
 
+// The lstm family trains with the same task: no context limit, so [data] max_length gives the
+// windows (and its absence is an error saying so); the cache-backed generation completes the
+// document and goes on past the training window.
+TEST(LMTrainer, RecurrentModelLearnsWithTheSameTask) {
+  fs::path d = temp_dir("lstm");
+  write_file(d / "c.txt", corpus());
+  train::Config c = train::Config::from_toml(std::string(R"(
+[model]
+name = "lstm"
+embedding_size = 24
+hidden_size = 48
+num_layers = 1
+[data]
+name = "text"
+files = [")") + (d / "c.txt").string() + R"("]
+format = "fortune"
+tokenizer = "char"
+val_fraction = 0.2
+batch_size = 8
+[optim]
+name = "adamw"
+lr = 1e-2
+weight_decay = 0.0
+[train]
+steps = 150
+eval_every = 150
+log_every = 50
+)");
+  std::string e;
+  try {
+    train::fit(c, quiet(d / "no_window"));
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find("[data] max_length is needed: this model has no context limit"),
+            std::string::npos)
+      << e;
+  c.set("data.max_length=16");
+  train::TrainSummary s = train::fit(c, quiet(d / "run"));
+  ASSERT_TRUE(s.val_loss && s.baseline_loss);
+  EXPECT_LT(*s.val_loss, 0.6 * *s.baseline_loss);
+  train::LoadedLM lm = train::load_language_model((d / "run").string());
+  EXPECT_EQ(lm.model.family->name, "lstm");
+  models::SamplingConfig g;
+  g.greedy = true;
+  g.max_new_tokens = 24;
+  std::vector<int32_t> out = models::generate(*lm.lm, lm.tokenizer->encode("abcabc"), g);
+  // "abcabcabc" is a whole document: it ends, and the next one starts; 24 tokens run past the
+  // training window of 16 with the state carried along
+  ASSERT_EQ(out.size(), 24u);
+  EXPECT_EQ(lm.tokenizer->decode({out.begin(), out.begin() + 4}), "abc<|endoftext|>");
+}
+
 // Dropout draws from the default generator, which every checkpoint saves: a run interrupted and
 // resumed with dropout on ends with the weights of an uninterrupted one, and only the newest
 // keep_checkpoints step checkpoints stay.

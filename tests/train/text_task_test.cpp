@@ -477,6 +477,44 @@ TEST(SequenceClassification, SeparableDataReachesTestAccuracyOne) {
   EXPECT_TRUE(fs::exists(d / "run" / "final" / "vocab.txt"));
 }
 
+// The lstm family is a sequence classifier too: the same task, tables and tokenizer.
+TEST(SequenceClassification, RecurrentClassifierReachesTestAccuracyOne) {
+  TempDir tmp_cls("text_cls_lstm");
+  fs::path d = tmp_cls.path;
+  write_vocab(d / "tok");
+  write_file(d / "data" / "train.csv", sentiment_table(64, 1));
+  write_file(d / "data" / "validation.csv", sentiment_table(16, 2));
+  write_file(d / "data" / "test.csv", sentiment_table(20, 3));
+  train::Config c = train::Config::from_toml(R"(
+[model]
+name = "lstm"
+embedding_size = 16
+hidden_size = 16
+num_layers = 1
+bidirectional = true
+[data]
+name = "csv"
+path = ")" + (d / "data").string() + R"("
+tokenizer = ")" + (d / "tok").string() + R"("
+max_length = 32
+batch_size = 16
+[optim]
+name = "adamw"
+lr = 1e-2
+[train]
+task = "sequence-classification"
+epochs = 12
+seed = 3
+log_every = 1000
+)");
+  train::TrainSummary s = train::fit(c, quiet(d / "run"));
+  EXPECT_EQ(s.test_metrics.at("accuracy"), 1.0);
+  train::LoadedRun run = train::load_run((d / "run").string());
+  EXPECT_EQ(run.model.architecture, "LSTMForSequenceClassification");
+  EXPECT_EQ(run.model.expect<models::SequenceClassifier>("a classifier").labels(),
+            (std::vector<std::string>{"neg", "pos"}));
+}
+
 // A run stopped mid-epoch and resumed ends with the weights of an uninterrupted run: the batch
 // order is a permutation keyed by (seed, epoch) and dropout draws come from the saved streams.
 TEST(SequenceClassification, ResumeIsBitExact) {

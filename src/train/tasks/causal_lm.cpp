@@ -23,12 +23,25 @@ namespace moxing::train {
 
 namespace fs = std::filesystem;
 
-LMEvalResult evaluate_lm(models::CausalLM& model, const TokenFile& tokens, int64_t batch) {
-  const int64_t T = model.context_length();
+int64_t lm_window(const models::CausalLM& model, int64_t max_length) {
+  const int64_t context = model.context_length();
+  MOXING_CHECK(max_length >= 0, "config: [data] max_length must be >= 0, got {}", max_length);
+  MOXING_CHECK(max_length > 0 || context > 0,
+               "config: [data] max_length is needed: this model has no context limit, so the "
+               "training windows need a length (e.g. max_length = 128)");
+  MOXING_CHECK(context == 0 || max_length <= context,
+               "config: [data] max_length = {} is longer than the model's context ({} positions)",
+               max_length, context);
+  return max_length > 0 ? max_length : context;
+}
+
+LMEvalResult evaluate_lm(models::CausalLM& model, const TokenFile& tokens, int64_t batch,
+                         int64_t window) {
+  const int64_t T = window;
+  MOXING_CHECK(T > 0, "evaluate: the window must be positive, got {}", T);
   const int64_t windows = (tokens.size() - 1) / T;
-  MOXING_CHECK(windows > 0,
-               "evaluate: {} has {} tokens, fewer than one window of n_positions + 1 = {}",
-               tokens.path(), tokens.size(), T + 1);
+  MOXING_CHECK(windows > 0, "evaluate: {} has {} tokens, fewer than one window of {} + 1 = {}",
+               tokens.path(), tokens.size(), T, T + 1);
   nn::Module& module = model.module();
   bool was_training = module.is_training();
   module.eval();
@@ -79,8 +92,9 @@ class CausalLMTask : public Task {
 
   void check_data_config() const override {
     check_choice("[data] name", config_.data.name, {"text"});
-    const auto d = config_.data.options<TextDataOptions>();
+    const auto d = config_.data.options<CausalTextOptions>();
     check_text_options(d);
+    MOXING_CHECK(d.max_length >= 0, "config: [data] max_length must be >= 0, got {}", d.max_length);
     MOXING_CHECK(d.tokenizer != "bpe" || d.vocab_size > 256,
                  "config: [data] tokenizer \"bpe\" needs vocab_size > 256 (the byte tokens and "
                  "merges), got {}",
@@ -88,11 +102,11 @@ class CausalLMTask : public Task {
   }
 
   std::optional<nlohmann::json> data_fields() const override {
-    return models::config_to_json(config_.data.options<TextDataOptions>());
+    return models::config_to_json(config_.data.options<CausalTextOptions>());
   }
 
   nlohmann::json setup_data(Run& run) override {
-    data_ = prepare_lm_data(config_, config_.data.options<TextDataOptions>(), run.out_dir(),
+    data_ = prepare_lm_data(config_, config_.data.options<CausalTextOptions>(), run.out_dir(),
                             run.verbose());
     if (data_.val != nullptr) {
       run.note(fmt::format(
@@ -107,7 +121,7 @@ class CausalLMTask : public Task {
 
   void configure(Run& run, models::Model model) override {
     lm_ = &model.expect<models::CausalLM>("a causal language model");
-    T_ = lm_->context_length();
+    T_ = lm_window(*lm_, config_.data.options<CausalTextOptions>().max_length);
     std::vector<optim::ParamGroup> groups =
         optim::decay_groups(model.module->named_parameters(), config_.optim.weight_decay);
     run.add_model("model", std::move(model));
@@ -129,7 +143,7 @@ class CausalLMTask : public Task {
   }
 
   nlohmann::json data_fields_from_config() const override {
-    const auto d = config_.data.options<TextDataOptions>();
+    const auto d = config_.data.options<CausalTextOptions>();
     if (d.tokenizer == "char" || d.tokenizer == "bpe") {
       // trained on the data, <|endoftext|> first; bpe's size is the config's, char's is a cap
       // (0: every character the data has)
@@ -153,7 +167,7 @@ class CausalLMTask : public Task {
 
   std::optional<Metrics> validate(Run& run) override {
     if (data_.val == nullptr) return std::nullopt;
-    LMEvalResult r = evaluate_lm(*lm_, *data_.val, config_.data.batch_size);
+    LMEvalResult r = evaluate_lm(*lm_, *data_.val, config_.data.batch_size, T_);
     run.note(fmt::format(
         "step {}: val loss {:.4f} (perplexity {:.1f}, {:.3f} x the unigram baseline), accuracy "
         "{:.4f}",
@@ -177,7 +191,8 @@ class CausalLMTask : public Task {
     auto tokenizer = tokenizers::load_tokenizer(run.checkpoint_dir);
     RunValTokens run_val = open_run_val_tokens(run, tokenizer->vocab_size());
     const TokenFile& val = *run_val.tokens;
-    LMEvalResult r = evaluate_lm(lm, val, std::max<int64_t>(1, run.config.data.batch_size));
+    const int64_t window = lm_window(lm, run.config.data.options<CausalTextOptions>().max_length);
+    LMEvalResult r = evaluate_lm(lm, val, std::max<int64_t>(1, run.config.data.batch_size), window);
     double baseline = run_val.unigram_loss;
     EvalReport out;
     out.json = {{"split", "val"},
