@@ -104,7 +104,7 @@ TEST_F(GanCli, SampleScoresWithTheClassifier) {
     for (const auto& [name, count] : s.at("histogram").items()) total += count.get<int64_t>();
     EXPECT_EQ(total, s.at("samples").get<int64_t>()) << part;
     EXPECT_EQ(s.at("histogram").size(), 10u);
-    EXPECT_TRUE(s.at("histogram").contains("Ankle boot"));
+    EXPECT_TRUE(s.at("histogram").contains("Ankle_boot"));
   }
   EXPECT_EQ(j["samples"]["samples"], 50);
   EXPECT_EQ(j["real_test"]["samples"], 30);

@@ -15,8 +15,10 @@
 
 #include "expect_error.h"
 #include "moxing/data/image.h"
+#include "moxing/data/mnist.h"
 #include "moxing/io/file.h"
 #include "moxing/io/tfevents.h"
+#include "moxing/ops/elementwise.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/train/trainer.h"
 #include "tiny_fashion.h"
@@ -328,6 +330,38 @@ TEST(Gan, BadDataKeysAreClearErrors) {
   c = tiny_config();
   c.data.batch_size = 100;  // more than the 64 training images
   expect_error([&] { fit(c, quiet(fresh_dir("big_batch"))); }, "fewer than one batch of 100");
+}
+
+// Generated images are in [-1, 1]; the classifier takes what its own loader gives (here
+// normalized with Fashion-MNIST's mean and std): the test images scaled to [-1, 1] and scored
+// through probs() get the probabilities its loader's images get.
+TEST(Gan, ScorerScalesImagesAsTheClassifiersLoader) {
+  Config c;
+  c.model.name = "cnn";
+  c.model.fields = {{"channels", {4}}, {"hidden", {8}}};
+  c.data.path = tiny_data();
+  c.data.batch_size = 16;
+  c.data.fields = {{"normalize", true}};
+  c.train.steps = 4;
+  const std::string run = fresh_dir("classifier");
+  fit(c, quiet(run));
+  ImageClassifierScorer scorer(run);
+  EXPECT_EQ(scorer.class_names().at(9), "Ankle_boot");
+  data::MnistDataset test(tiny_data(), /*train=*/false);  // [0, 1]
+  Tensor images = sub(mul(test.images().to(DType::f32), 2.0 / 255.0), 1.0).unsqueeze(1);
+  Tensor want = scorer.test_probs();
+  Tensor got = scorer.probs(images);
+  ASSERT_EQ(got.shape(), (Shape{20, 10}));
+  EXPECT_LT(max(abs(sub(got, want))).item<double>(), 1e-5);
+  // scored as if unnormalized, they would not match
+  Tensor raw = scorer.probs(sub(mul(images, 0.5), 0.5));
+  EXPECT_GT(max(abs(sub(raw, want))).item<double>(), 1e-3);
+  expect_error([&] { scorer.probs(zeros({2, 1, 32, 32})); }, "takes (1,28,28) images");
+  Config gan = tiny_config(1);
+  gan.train.steps = 1;
+  const std::string gan_run = fresh_dir("not_a_classifier");
+  fit(gan, quiet(gan_run));
+  expect_error([&] { ImageClassifierScorer bad(gan_run); }, "is not an image classifier");
 }
 
 TEST(Gan, InceptionScoreOfKnownDistributions) {
