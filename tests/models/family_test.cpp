@@ -41,12 +41,12 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 TEST(Family, RegistryFindsFamiliesByNameAliasAndConfig) {
   std::vector<std::string> names;
   for (const Family* f : families()) names.push_back(f->name);
-  EXPECT_EQ(names, (std::vector<std::string>{"bert", "cnn", "gpt2", "mlp"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"bert", "cnn", "dcgan", "gpt2", "mlp"}));
   EXPECT_EQ(find_family("gpt").name, "gpt2");
   EXPECT_EQ(find_family("gpt2").architecture().task, "causal-lm");
   EXPECT_EQ(family_of_config({{"architectures", {"GPT2LMHeadModel"}}}, "c").name, "gpt2");
   expect_error([] { find_family("resnet"); },
-               "unknown model 'resnet' (moxing knows: bert, cnn, gpt2");
+               "unknown model 'resnet' (moxing knows: bert, cnn, dcgan, gpt2");
   expect_error([] { find_family("gpt2").architecture("GPT2ForQuestionAnswering"); },
                "family gpt2 has no architecture GPT2ForQuestionAnswering (it builds: "
                "GPT2LMHeadModel)");

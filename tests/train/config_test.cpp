@@ -62,7 +62,7 @@ TEST(Config, UnknownKeysAndWrongTypesListTheValidKeys) {
   e = error_of([] { Config::from_toml("[model]\nname = \"resnet\"\n"); });
   // every registered family, sorted, with its aliases
   EXPECT_TRUE(contains(e, "unknown model 'resnet' (moxing knows: ")) << e;
-  EXPECT_TRUE(contains(e, "cnn, gpt2 (alias gpt), mlp")) << e;
+  EXPECT_TRUE(contains(e, "cnn, dcgan, gpt2 (alias gpt), mlp")) << e;
   e = error_of([] { Config::from_toml("[data]\nbatch_size = 0\n"); });
   EXPECT_TRUE(contains(e, "batch_size must be > 0")) << e;
   e = error_of([] { Config::from_toml("[data\n"); });

@@ -20,6 +20,7 @@
 #include "moxing/io/tfevents.h"
 #include "moxing/ops/elementwise.h"
 #include "moxing/ops/reduction.h"
+#include "moxing/train/estimate.h"
 #include "moxing/train/trainer.h"
 #include "tiny_fashion.h"
 
@@ -315,6 +316,23 @@ TEST(Gan, ResumeWithAnotherModelIsRefused) {
   rest.resume = true;
   expect_error([&] { fit(c, rest); }, "the config's model differs from the one checkpoint");
   expect_error([&] { fit(c, rest); }, "generator nz 8 in");
+}
+
+TEST(Gan, MemoryEstimateCountsBothModels) {
+  Config c = tiny_config();
+  MemoryEstimate e = estimate_training_memory(c);
+  const models::Family& f = models::find_family("dcgan");
+  models::Model g = models::build_model(f, c.model.fields);
+  models::Model d = models::build_model(f, c.model.fields, "DCGANDiscriminator");
+  const int64_t params = g.module->num_parameters() + d.module->num_parameters();
+  EXPECT_EQ(e.task, "gan");
+  EXPECT_EQ(e.parameters, params);
+  // f32 weights, plus buffers (BatchNorm statistics) and the fixed latents of the grids
+  EXPECT_GE(e.weight_bytes, static_cast<uint64_t>(params) * 4);
+  EXPECT_LT(e.weight_bytes, static_cast<uint64_t>(params) * 4 + 2048);
+  EXPECT_TRUE(e.stepped);  // the generator phase on the meta device, BatchNorm included
+  EXPECT_EQ(e.gradient_bytes, static_cast<uint64_t>(params) * 4);  // both models' gradients
+  EXPECT_GT(e.activation_bytes, 0u);
 }
 
 TEST(Gan, BadDataKeysAreClearErrors) {
