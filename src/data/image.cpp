@@ -40,17 +40,79 @@ Tensor read_image(const std::string& path, int channels) {
   return decode_image(bytes.data(), bytes.size(), channels, path);
 }
 
-void write_png(const std::string& path, const Tensor& image) {
+namespace {
+
+// The u8 (H,W,C) or (H,W) image as (contiguous data, h, w, c), checked for op.
+struct PngInput {
+  Tensor data;
+  int h = 0, w = 0, c = 0;
+};
+PngInput png_input(const Tensor& image, const char* op) {
   MOXING_CHECK(image.dtype() == DType::u8 && (image.dim() == 2 || image.dim() == 3),
-               "write_png: expected a u8 (H,W,C) or (H,W) image, got {} {}",
-               dtype_name(image.dtype()), shape_str(image.shape()));
-  int h = static_cast<int>(image.size(0)), w = static_cast<int>(image.size(1));
-  int c = image.dim() == 3 ? static_cast<int>(image.size(2)) : 1;
-  MOXING_CHECK(c >= 1 && c <= 4, "write_png: {} channels (1 to 4 allowed)", c);
-  Tensor data = contiguous(image);
-  if (stbi_write_png(path.c_str(), w, h, c, data.raw_data(), w * c) == 0) {
+               "{}: expected a u8 (H,W,C) or (H,W) image, got {} {}", op, dtype_name(image.dtype()),
+               shape_str(image.shape()));
+  PngInput in;
+  in.h = static_cast<int>(image.size(0));
+  in.w = static_cast<int>(image.size(1));
+  in.c = image.dim() == 3 ? static_cast<int>(image.size(2)) : 1;
+  MOXING_CHECK(in.c >= 1 && in.c <= 4, "{}: {} channels (1 to 4 allowed)", op, in.c);
+  in.data = contiguous(image);
+  return in;
+}
+
+void append_bytes(void* context, void* data, int size) {
+  static_cast<std::string*>(context)->append(static_cast<const char*>(data),
+                                             static_cast<size_t>(size));
+}
+
+}  // namespace
+
+void write_png(const std::string& path, const Tensor& image) {
+  PngInput in = png_input(image, "write_png");
+  if (stbi_write_png(path.c_str(), in.w, in.h, in.c, in.data.raw_data(), in.w * in.c) == 0) {
     fail("write_png: cannot write {}", path);
   }
+}
+
+std::string encode_png(const Tensor& image) {
+  PngInput in = png_input(image, "encode_png");
+  std::string out;
+  if (stbi_write_png_to_func(append_bytes, &out, in.w, in.h, in.c, in.data.raw_data(),
+                             in.w * in.c) == 0) {
+    fail("encode_png: cannot encode a {}x{}x{} image", in.h, in.w, in.c);
+  }
+  return out;
+}
+
+Tensor make_grid(const Tensor& images, int64_t nrow, int64_t padding, double lo, double hi) {
+  MOXING_CHECK(images.dim() == 4 && images.size(0) > 0 && is_floating(images.dtype()),
+               "make_grid: expected floating images (N,C,H,W) with N > 0, got {} {}",
+               dtype_name(images.dtype()), shape_str(images.shape()));
+  MOXING_CHECK(nrow > 0 && padding >= 0 && hi > lo,
+               "make_grid: needs nrow > 0, padding >= 0 and hi > lo, got {}, {}, [{}, {}]", nrow,
+               padding, lo, hi);
+  const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
+  const int64_t cols = std::min(n, nrow), rows = (n + cols - 1) / cols;
+  const int64_t gh = rows * (h + padding) + padding, gw = cols * (w + padding) + padding;
+  Tensor src = contiguous(images.to(DType::f32));
+  const float* x = src.data<float>();
+  Tensor out = zeros({gh, gw, c}, DType::u8);
+  uint8_t* o = out.data<uint8_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t y0 = (i / cols) * (h + padding) + padding,
+                  x0 = (i % cols) * (w + padding) + padding;
+    for (int64_t ci = 0; ci < c; ++ci) {
+      for (int64_t y = 0; y < h; ++y) {
+        for (int64_t xx = 0; xx < w; ++xx) {
+          double v = (x[((i * c + ci) * h + y) * w + xx] - lo) / (hi - lo);
+          v = std::clamp(v, 0.0, 1.0);
+          // save_image: x * 255 + 0.5, clamped, truncated
+          o[((y0 + y) * gw + x0 + xx) * c + ci] = static_cast<uint8_t>(v * 255.0 + 0.5);
+        }
+      }
+    }
+  }
+  return out;
 }
 
 namespace {

@@ -1,8 +1,9 @@
 // TensorBoard event files. Field numbers from tensorflow/core/util/event.proto
 // (Event: wall_time=1 double, step=2 int64, file_version=3 string, summary=5 Summary) and
 // tensorflow/core/framework/summary.proto (Summary: value=1; Value: tag=1, simple_value=2
-// float). The protobuf encoding is written here by hand: varints, fixed64, fixed32 and
-// length-delimited fields are all an Event needs.
+// float, image=4 Image; Image: height=1, width=2, colorspace=3 int32, encoded_image_string=4). The
+// protobuf encoding is written here by hand: varints, fixed64, fixed32 and length-delimited fields
+// are all an Event needs.
 #include "moxing/io/tfevents.h"
 
 #include <unistd.h>
@@ -63,6 +64,19 @@ void put_bytes(std::string& out, uint32_t field, std::string_view bytes) {
   out.append(bytes);
 }
 
+// Event{wall_time, step, summary} around one serialized Summary.Value.
+std::string summary_event(double wall_time, int64_t step, const std::string& summary_value) {
+  std::string summary;
+  put_bytes(summary, 1, summary_value);
+  std::string event;
+  put_key(event, 1, kFixed64);
+  put_raw<double>(event, wall_time);
+  put_key(event, 2, kVarint);
+  put_varint(event, static_cast<uint64_t>(step));  // negative steps take ten bytes, as in protobuf
+  put_bytes(event, 5, summary);
+  return event;
+}
+
 double unix_seconds() {
   using namespace std::chrono;
   return duration<double>(system_clock::now().time_since_epoch()).count();
@@ -116,16 +130,26 @@ std::string tf_event_scalar(double wall_time, int64_t step, const std::string& t
   put_bytes(summary_value, 1, tag);
   put_key(summary_value, 2, kFixed32);
   put_raw<float>(summary_value, value);
-  std::string summary;
-  put_bytes(summary, 1, summary_value);
+  return summary_event(wall_time, step, summary_value);
+}
 
-  std::string event;
-  put_key(event, 1, kFixed64);
-  put_raw<double>(event, wall_time);
-  put_key(event, 2, kVarint);
-  put_varint(event, static_cast<uint64_t>(step));  // negative steps take ten bytes, as in protobuf
-  put_bytes(event, 5, summary);
-  return event;
+std::string tf_event_image(double wall_time, int64_t step, const std::string& tag, int height,
+                           int width, int colorspace, std::string_view png) {
+  MOXING_CHECK(height > 0 && width > 0 && colorspace >= 1 && colorspace <= 4,
+               "tfevents: an image needs a positive size and 1 to 4 channels, got {}x{}x{}", height,
+               width, colorspace);
+  std::string image;
+  put_key(image, 1, kVarint);
+  put_varint(image, static_cast<uint64_t>(height));
+  put_key(image, 2, kVarint);
+  put_varint(image, static_cast<uint64_t>(width));
+  put_key(image, 3, kVarint);
+  put_varint(image, static_cast<uint64_t>(colorspace));
+  put_bytes(image, 4, png);
+  std::string value;
+  put_bytes(value, 1, tag);
+  put_bytes(value, 4, image);
+  return summary_event(wall_time, step, value);
 }
 
 TfEventsWriter::TfEventsWriter(const std::string& logdir, double flush_every_s)
@@ -162,6 +186,12 @@ void TfEventsWriter::write_record(std::string_view data) {
 void TfEventsWriter::add_scalar(const std::string& tag, double value, int64_t step) {
   write_record(tf_event_scalar(unix_seconds(), step, tag, static_cast<float>(value)));
   if (monotonic_seconds() - last_flush_ >= flush_every_s_) flush();
+}
+
+void TfEventsWriter::add_image(const std::string& tag, std::string_view png, int height, int width,
+                               int channels, int64_t step) {
+  write_record(tf_event_image(unix_seconds(), step, tag, height, width, channels, png));
+  flush();
 }
 
 void TfEventsWriter::flush() {

@@ -44,7 +44,9 @@ Tensor BatchNorm::forward(const Tensor& x) {
   double factor = momentum.value_or(0.0);
   if (training_ && track_running_stats) {
     NoGradGuard no_grad;
-    num_batches_tracked.fill_(static_cast<double>(num_batches_tracked.item<int64_t>() + 1));
+    // counted where the buffer lives (no host read, so meta estimates run it too); only
+    // momentum=None reads the count
+    num_batches_tracked.add_(ones_like(num_batches_tracked));
     if (!momentum) factor = 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>());
   }
   // without running stats the batch statistics are used in eval mode too

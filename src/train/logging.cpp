@@ -53,6 +53,11 @@ void MetricsLogger::log(const nlohmann::json& record) {
   tensorboard_->flush();
 }
 
+void MetricsLogger::add_image(const std::string& tag, std::string_view png, int height, int width,
+                              int channels, int64_t step) {
+  if (tensorboard_) tensorboard_->add_image(tag, png, height, width, channels, step);
+}
+
 void MetricsLogger::mirror(const std::string& prefix, const nlohmann::json& object, int64_t step,
                            bool top_level) {
   for (const auto& [key, value] : object.items()) {

@@ -325,6 +325,36 @@ nlohmann::json restore_checkpoint(const std::string& dir, Run& run, detail::RunP
   return st;
 }
 
+// What differs between the run's models and those a checkpoint folder was saved from (each
+// model folder's config.json; the dtype aside), as "<model> <key> <saved> in DIR, <new> in the
+// config; ...", or nullopt. Only the keys a file holds are compared (a field added to a family
+// later takes its default), and a folder without config.json (older checkpoints) not at all; an
+// unreadable one throws, as a damaged checkpoint does.
+std::optional<std::string> model_config_difference(const std::string& dir, const Run& run) {
+  std::vector<std::string> diffs;
+  bool first = true;
+  for (const auto& [name, m] : run.models()) {
+    const std::string model_dir = first ? dir : dir + "/" + name;
+    first = false;
+    if (!fs::exists(fs::path(model_dir) / "config.json")) continue;
+    nlohmann::json saved = models::read_config_json(model_dir);
+    nlohmann::json now = m.config;
+    for (const char* k : {"dtype", "torch_dtype"}) {
+      saved.erase(k);
+      now.erase(k);
+    }
+    for (const auto& [k, v] : saved.items()) {
+      if (!now.contains(k) || now.at(k) != v) {
+        diffs.push_back(fmt::format("{} {} {} in {}/config.json, {} in the config", name, k,
+                                    v.dump(), model_dir,
+                                    now.contains(k) ? now.at(k).dump() : "absent"));
+      }
+    }
+  }
+  if (diffs.empty()) return std::nullopt;
+  return fmt::format("{}", fmt::join(diffs, "; "));
+}
+
 // Keeps the newest `keep` step checkpoints of the run.
 void prune_checkpoints(const std::string& out, int64_t keep) {
   std::vector<std::string> all = complete_checkpoints(out);
@@ -544,12 +574,20 @@ TrainSummary Loop::fit() {
     MOXING_CHECK(!candidates.empty(), "--resume {}: no checkpoint in {}/checkpoints", out, out);
     std::optional<nlohmann::json> st;
     for (auto it = candidates.rbegin(); it != candidates.rend() && !st; ++it) {
+      std::optional<std::string> differs;
       try {
-        st = restore_checkpoint(*it, run_, pos_);
+        differs = model_config_difference(*it, run_);
+        if (!differs) st = restore_checkpoint(*it, run_, pos_);
       } catch (const Error& e) {
         run_.note(fmt::format("warning: checkpoint {} is damaged ({}); trying the one before it",
                               *it, e.what()));
       }
+      // another model is no damage: its weights would not fit, or not mean the same
+      MOXING_CHECK(!differs,
+                   "--resume {}: the config's model differs from the one checkpoint {} holds "
+                   "({}); resume with the config it was trained with (its trainer_state.json "
+                   "holds it) or train into a new folder",
+                   out, *it, differs.value_or(""));
     }
     MOXING_CHECK(st.has_value(), "--resume {}: every checkpoint in {}/checkpoints is damaged", out,
                  out);
@@ -562,6 +600,7 @@ TrainSummary Loop::fit() {
     drop_metrics_after(out, run_.step_);
   }
   logger_ = std::make_unique<MetricsLogger>(out, options_.tensorboard);
+  run_.logger_ = logger_.get();
   summary_.best_metric = tc_.best_metric;
   summary_.out_dir = out;
   if (auto b = task_->state().value("baseline_loss", nlohmann::json()); b.is_number()) {

@@ -53,7 +53,7 @@ TEST(Family, RegistryFindsFamiliesByNameAliasAndConfig) {
   EXPECT_EQ(find_family("gpt2").architecture().task, "causal-lm");
   EXPECT_EQ(family_of_config({{"architectures", {"GPT2LMHeadModel"}}}, "c").name, "gpt2");
   expect_error([] { find_family("resnet"); },
-               "unknown model 'resnet' (moxing knows: bert, cnn, gpt2");
+               "unknown model 'resnet' (moxing knows: bert, cnn, dcgan, gpt2");
   expect_error([] { find_family("gpt2").architecture("GPT2ForQuestionAnswering"); },
                "family gpt2 has no architecture GPT2ForQuestionAnswering (it builds: "
                "GPT2LMHeadModel)");

@@ -23,6 +23,13 @@ Tensor decode_image(const uint8_t* bytes, size_t size, int channels = 0,
                     const std::string& name = "image");
 /// Writes u8 (H,W,C) or (H,W) as a PNG file.
 void write_png(const std::string& path, const Tensor& image);
+/// The PNG file bytes of u8 (H,W,C) or (H,W), encoded in memory (TensorBoard image summaries).
+std::string encode_png(const Tensor& image);
+/// Floating images (N,C,H,W) with values in [lo, hi] (clamped) -> one u8 (H',W',C) picture of
+/// nrow images per row, `padding` pixels of black around each: torchvision.utils.make_grid
+/// with normalize=True, value_range=(lo, hi), then save_image's rounding.
+Tensor make_grid(const Tensor& images, int64_t nrow = 8, int64_t padding = 2, double lo = -1.0,
+                 double hi = 1.0);
 
 /// A transform maps an image to an image; random ones draw from gen only.
 using Transform = std::function<Tensor(const Tensor& image, Generator& gen)>;

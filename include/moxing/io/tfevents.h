@@ -1,6 +1,6 @@
-// TensorBoard event files, scalars only: `events.out.tfevents.<unix time>.<hostname>` in a log
-// folder, a TFRecord stream of protobuf Event messages written by hand (no protobuf library).
-// Not a general TensorBoard writer: no histograms, images, graphs or hparams.
+// TensorBoard event files, scalars and images: `events.out.tfevents.<unix time>.<hostname>` in a
+// log folder, a TFRecord stream of protobuf Event messages written by hand (no protobuf library).
+// Not a general TensorBoard writer: no histograms, audio, graphs or hparams.
 #pragma once
 
 #include <cstddef>
@@ -27,8 +27,14 @@ std::string tf_event_file_version(double wall_time);
 /// The protobuf bytes of an Event{wall_time, step, Summary{value{tag, simple_value}}}.
 std::string tf_event_scalar(double wall_time, int64_t step, const std::string& tag, float value);
 
-/// Writes scalar summaries to a new event file in logdir (created when missing). Records are
-/// buffered and written out at most flush_every_s seconds apart, on flush(), and on
+/// The protobuf bytes of an Event{wall_time, step, Summary{value{tag, image{height, width,
+/// colorspace, encoded_image_string}}}}: png holds the encoded image, colorspace is its
+/// channels (1 gray, 3 RGB, 4 RGBA), as TensorBoard's image dashboard reads it.
+std::string tf_event_image(double wall_time, int64_t step, const std::string& tag, int height,
+                           int width, int colorspace, std::string_view png);
+
+/// Writes scalar and image summaries to a new event file in logdir (created when missing). Records
+/// are buffered and written out at most flush_every_s seconds apart, on flush(), and on
 /// destruction, so a crash loses at most that window.
 class TfEventsWriter {
  public:
@@ -39,6 +45,9 @@ class TfEventsWriter {
 
   /// Appends a scalar event; TensorBoard stores simple_value as a float.
   void add_scalar(const std::string& tag, double value, int64_t step);
+  /// Appends an image event (png: the encoded image of height x width x channels).
+  void add_image(const std::string& tag, std::string_view png, int height, int width, int channels,
+                 int64_t step);
   /// Writes buffered records to the file and flushes it to the operating system.
   void flush();
   /// The event file's path.

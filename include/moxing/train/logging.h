@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "moxing/io/tfevents.h"
 
@@ -28,6 +29,11 @@ class MetricsLogger {
   /// when the record has no "split", at step record["step"] (the last step seen when absent);
   /// nested objects give "<split>/<key>/<inner key>". A record must be a JSON object.
   void log(const nlohmann::json& record);
+
+  /// Adds an image (png: the encoded image of height x width x channels) to TensorBoard as
+  /// `tag` at step; nothing when mirroring is off. metrics.jsonl holds no images.
+  void add_image(const std::string& tag, std::string_view png, int height, int width, int channels,
+                 int64_t step);
 
   /// <run_dir>/metrics.jsonl.
   const std::string& path() const { return path_; }

@@ -24,6 +24,10 @@
 #include "moxing/optim/scheduler.h"
 #include "moxing/train/config.h"
 
+namespace moxing {
+class MetricsLogger;
+}
+
 namespace moxing::train {
 
 /// Named metric values ("loss", "accuracy", "perplexity", ...).
@@ -89,6 +93,10 @@ class Run {
   int64_t phase() const { return phase_; }
   int64_t total_steps() const { return total_steps_; }
 
+  /// The run's log (metrics.jsonl and TensorBoard), for what a task logs besides metrics, such
+  /// as images; null until the loop opens it (after configure and any resume).
+  MetricsLogger* logger() const { return logger_; }
+
   /// Hooks: after the micro-batches' backward (before clipping), after each optimizer step,
   /// and at each train log record (which the hook may extend).
   std::vector<std::function<void(Run&)>> after_backward, after_optimizer_step;
@@ -104,6 +112,7 @@ class Run {
   std::map<std::string, Generator*> generators_;
   std::map<std::string, std::unique_ptr<Generator>> own_generators_;
   int64_t step_ = 0, total_steps_ = 0, phase_ = 0;
+  MetricsLogger* logger_ = nullptr;
 };
 
 /// A report of `moxing eval`: JSON for programs and text for people.
