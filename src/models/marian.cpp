@@ -463,8 +463,8 @@ Family make_marian_family() {
                 ? std::string()
                 : fmt::format(" and a target vocabulary of {}", c.target_vocab_size()));
       });
-  f.data_keys = {"vocab_size",   "decoder_vocab_size", "pad_token_id",
-                 "eos_token_id", "bos_token_id",       "decoder_start_token_id"};
+  f.data_keys = {"vocab_size", "decoder_vocab_size", "pad_token_id", "eos_token_id",
+                 "decoder_start_token_id"};
   // the sinusoidal tables are computed, not weights (transformers 5 no longer saves them)
   f.rules.ignored_suffixes = {".embed_positions.weight"};
   return f;
