@@ -319,18 +319,18 @@ MarianMTModel::MarianMTModel(const MarianConfig& config, Generator* gen) : confi
   config_.validate();
   model = register_module("model", std::make_shared<MarianModel>(config_, gen));
   const int64_t V = config_.target_vocab_size();
-  std::shared_ptr<nn::Linear> head;
+  std::shared_ptr<nn::Linear> linear;
   if (config_.tie_word_embeddings) {
     const Tensor& table = model->decoder->embed_tokens.as<nn::Embedding>()->weight;
     {
       DeviceGuard meta(kMeta);  // no (V,C) table drawn only to be replaced by the embedding's
-      head = std::make_shared<nn::Linear>(config_.d_model, V, false, gen);
+      linear = std::make_shared<nn::Linear>(config_.d_model, V, false, gen);
     }
-    head->weight = head->register_parameter("weight", table);
+    linear->weight = linear->register_parameter("weight", table);
   } else {
-    head = marian_linear(config_.d_model, V, config_.init_std, gen, false);
+    linear = marian_linear(config_.d_model, V, config_.init_std, gen, false);
   }
-  lm_head = register_slot<nn::UnaryModule>("lm_head", head);
+  head = register_slot<nn::UnaryModule>("lm_head", linear);
   final_logits_bias = register_buffer("final_logits_bias", zeros({1, V}));
 }
 
@@ -347,8 +347,8 @@ Tensor MarianMTModel::ids_checked(const Tensor& ids, const char* what, int64_t p
   return ids.to(DType::i64);
 }
 
-Tensor MarianMTModel::logits(const Tensor& h) {
-  return add(lm_head->forward(h), final_logits_bias);
+Tensor MarianMTModel::lm_head(const Tensor& h) {
+  return add(head->forward(h), final_logits_bias.view({final_logits_bias.size(1)}));
 }
 
 Tensor MarianMTModel::encode(const Tensor& src_ids, const Tensor& src_mask) {
@@ -361,7 +361,8 @@ Tensor MarianMTModel::encode(const Tensor& src_ids, const Tensor& src_mask) {
   return x;
 }
 
-Tensor MarianMTModel::decode(const Tensor& tgt_ids, const Tensor& memory, const Tensor& src_mask) {
+Tensor MarianMTModel::decoder_states(const Tensor& tgt_ids, const Tensor& memory,
+                                     const Tensor& src_mask) {
   Tensor ids = ids_checked(tgt_ids, "target", 0);
   MOXING_CHECK(memory.dim() == 3 && memory.size(0) == ids.size(0),
                "Marian: memory {} does not match the target batch {}", shape_str(memory.shape()),
@@ -379,7 +380,7 @@ Tensor MarianMTModel::decode(const Tensor& tgt_ids, const Tensor& memory, const 
     x = model->decoder->layers->at<MarianDecoderLayer>(static_cast<int64_t>(l))
             ->forward(x, memory, mask);
   }
-  return logits(x);
+  return x;
 }
 
 Tensor MarianMTModel::forward(const Tensor& src_ids, const Tensor& src_mask,
@@ -431,7 +432,7 @@ Tensor MarianMTModel::decode_step(const Tensor& tgt_ids, Seq2SeqCache& cache) {
             ->forward_cached(x, cache, l, past);
   }
   cache.self.length += ids.size(1);
-  return logits(x);
+  return lm_head(x);
 }
 
 void Seq2SeqCache::select_rows(const Tensor& index) {

@@ -96,7 +96,7 @@ TEST(Marian, SharedAndSeparateVocabulariesTieAsTransformersDoes) {
   ASSERT_NE(a, nullptr);
   const auto* table = a->model->encoder->embed_tokens.as<nn::Embedding>()->weight.impl();
   EXPECT_EQ(a->model->decoder->embed_tokens.as<nn::Embedding>()->weight.impl(), table);
-  EXPECT_EQ(a->lm_head.as<nn::Linear>()->weight.impl(), table);
+  EXPECT_EQ(a->head.as<nn::Linear>()->weight.impl(), table);
   EXPECT_EQ(a->source_vocab_size(), 40);
   EXPECT_EQ(a->target_vocab_size(), 40);
 
@@ -108,7 +108,7 @@ TEST(Marian, SharedAndSeparateVocabulariesTieAsTransformersDoes) {
   EXPECT_NE(enc.impl(), dec.impl());
   EXPECT_EQ(enc.size(0), 30);
   EXPECT_EQ(dec.size(0), 36);
-  EXPECT_EQ(b->lm_head.as<nn::Linear>()->weight.impl(), dec.impl());
+  EXPECT_EQ(b->head.as<nn::Linear>()->weight.impl(), dec.impl());
 }
 
 TEST(Marian, LossesAndGradientsMatchTransformers) {

@@ -185,8 +185,10 @@ class MarianMTModel : public nn::Module, public Seq2SeqLM {
   explicit MarianMTModel(const MarianConfig& config, Generator* gen = nullptr);
 
   Tensor encode(const Tensor& src_ids, const Tensor& src_mask = Tensor()) override;
-  Tensor decode(const Tensor& tgt_ids, const Tensor& memory,
-                const Tensor& src_mask = Tensor()) override;
+  Tensor decoder_states(const Tensor& tgt_ids, const Tensor& memory,
+                        const Tensor& src_mask = Tensor()) override;
+  /// lm_head (C -> V) plus final_logits_bias.
+  Tensor lm_head(const Tensor& h) override;
   Seq2SeqCache make_cache(const Tensor& memory, const Tensor& src_mask = Tensor(),
                           int64_t capacity = 0) override;
   Tensor decode_step(const Tensor& ids, Seq2SeqCache& cache) override;
@@ -204,11 +206,10 @@ class MarianMTModel : public nn::Module, public Seq2SeqLM {
   std::string type_name() const override { return "MarianMTModel"; }
 
   std::shared_ptr<MarianModel> model;
-  nn::Slot<nn::UnaryModule> lm_head;  // nn::Linear (C -> V), no bias
-  Tensor final_logits_bias;           // (1,V)
+  nn::Slot<nn::UnaryModule> head;  // "lm_head": nn::Linear (C -> V), no bias
+  Tensor final_logits_bias;        // (1,V)
 
  private:
-  Tensor logits(const Tensor& h);
   Tensor ids_checked(const Tensor& ids, const char* what, int64_t past) const;
   MarianConfig config_;
 };

@@ -34,9 +34,17 @@ class Seq2SeqLM {
   /// real) -> memory (B,S,C). Records the graph for training.
   virtual Tensor encode(const Tensor& src_ids, const Tensor& src_mask = Tensor()) = 0;
   /// Teacher forcing: tgt_ids (B,T) (decoder_start_token_id, then the target shifted right)
-  /// attend causally to themselves and to the memory's real positions -> logits (B,T,V).
-  virtual Tensor decode(const Tensor& tgt_ids, const Tensor& memory,
-                        const Tensor& src_mask = Tensor()) = 0;
+  /// attend causally to themselves and to the memory's real positions -> the decoder's final
+  /// states (B,T,C).
+  virtual Tensor decoder_states(const Tensor& tgt_ids, const Tensor& memory,
+                                const Tensor& src_mask = Tensor()) = 0;
+  /// h (..., C) -> next-token logits (..., V). A loss that needs the logits of some positions
+  /// only (not the padding) runs the head on those rows alone.
+  virtual Tensor lm_head(const Tensor& h) = 0;
+  /// lm_head(decoder_states(...)): logits (B,T,V).
+  Tensor decode(const Tensor& tgt_ids, const Tensor& memory, const Tensor& src_mask = Tensor()) {
+    return lm_head(decoder_states(tgt_ids, memory, src_mask));
+  }
   /// A cache for decoding over memory (B,S,C): the cross-attention keys and values are
   /// computed here once; room for capacity decoder positions (max_positions() when 0).
   virtual Seq2SeqCache make_cache(const Tensor& memory, const Tensor& src_mask = Tensor(),

@@ -17,6 +17,7 @@
 #include "moxing/data/dataset.h"
 #include "moxing/io/checkpoint.h"
 #include "moxing/ops/elementwise.h"
+#include "moxing/ops/indexing.h"
 #include "moxing/ops/loss.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/optim/param_groups.h"
@@ -137,10 +138,11 @@ int32_t end_token(const tokenizers::Tokenizer& tokenizer, const std::string& whe
   return *eos;
 }
 
-// A padded batch: src (B,S) and its mask, decoder inputs (B,T) = [start, target...] and labels
-// (B,T) = [target..., eos] with -100 at padding.
+// A padded batch: src (B,S) and its mask, decoder inputs (B,T) = [start, target...]; the
+// labels (N) = each target's tokens and eos, at the flat positions (N) of (B*T) they are
+// predicted from (the loss runs the vocabulary projection on those rows only, not on padding).
 struct PairBatch {
-  Tensor src, mask, decoder_in, labels;
+  Tensor src, mask, decoder_in, positions, labels;
   int64_t tokens = 0;
 };
 
@@ -153,7 +155,7 @@ PairBatch make_batch(const TranslationPairs& p, std::span<const int64_t> idx, in
     T = std::max<int64_t>(T, static_cast<int64_t>(p.tgt_ids[static_cast<size_t>(i)].size()));
   }
   std::vector<int64_t> src(static_cast<size_t>(B * S), pad), mask(src.size(), 0);
-  std::vector<int64_t> dec(static_cast<size_t>(B * T), pad), lab(dec.size(), -100);
+  std::vector<int64_t> dec(static_cast<size_t>(B * T), pad), pos, lab;
   PairBatch b;
   for (int64_t r = 0; r < B; ++r) {
     const auto& s = p.src_ids[static_cast<size_t>(idx[static_cast<size_t>(r)])];
@@ -164,24 +166,27 @@ PairBatch make_batch(const TranslationPairs& p, std::span<const int64_t> idx, in
     }
     for (size_t j = 0; j < t.size(); ++j) {
       dec[static_cast<size_t>(r * T) + j] = j == 0 ? start : t[j - 1];
-      lab[static_cast<size_t>(r * T) + j] = t[j];
+      pos.push_back(r * T + static_cast<int64_t>(j));
+      lab.push_back(t[j]);
     }
     b.tokens += static_cast<int64_t>(t.size());
   }
   b.src = from_vector(src, {B, S});
   b.mask = from_vector(mask, {B, S});
   b.decoder_in = from_vector(dec, {B, T});
-  b.labels = from_vector(lab, {B, T});
+  b.positions = from_vector(pos, {b.tokens});
+  b.labels = from_vector(lab, {b.tokens});
   return b;
 }
 
 Tensor seq2seq_loss(models::Seq2SeqLM& model, const PairBatch& b, double label_smoothing,
                     Tensor* logits_out = nullptr) {
   Tensor memory = model.encode(b.src, b.mask);
-  Tensor logits = model.decode(b.decoder_in, memory, b.mask);  // (B,T,V)
+  Tensor h = model.decoder_states(b.decoder_in, memory, b.mask);  // (B,T,C)
+  h = index_select(h.reshape({-1, h.size(2)}), 0, b.positions);   // (N,C)
+  Tensor logits = model.lm_head(h);                               // (N,V)
   if (logits_out != nullptr) *logits_out = logits;
-  return cross_entropy(logits.reshape({-1, logits.size(2)}), b.labels.reshape({-1}),
-                       Reduction::mean, -100, label_smoothing);
+  return cross_entropy(logits, b.labels, Reduction::mean, -100, label_smoothing);
 }
 
 // mean token cross-entropy (no smoothing) over a split, in eval mode
@@ -362,8 +367,8 @@ class TranslateTask : public Task {
   std::optional<StepOutput> meta_step(Run& run) override {
     (void)run;
     const int64_t B = config_.data.batch_size, T = max_length_;
-    PairBatch b{empty({B, T}, DType::i64), empty({B, T}, DType::i64), empty({B, T}, DType::i64),
-                empty({B, T}, DType::i64), B * T};
+    PairBatch b{empty({B, T}, DType::i64),  empty({B, T}, DType::i64),  empty({B, T}, DType::i64),
+                empty({B * T}, DType::i64), empty({B * T}, DType::i64), B * T};
     return step_on(b);
   }
 
@@ -475,9 +480,7 @@ class TranslateTask : public Task {
     StepOutput out;
     out.loss = seq2seq_loss(*model_, b, opt_.label_smoothing, &logits);
     out.items = b.tokens;
-    Tensor flat = logits.detach().reshape({-1, logits.size(2)});
-    out.sums.emplace_back("accuracy",
-                          sum(eq(argmax(flat, 1), b.labels.reshape({-1})).to(DType::f64)));
+    out.sums.emplace_back("accuracy", sum(eq(argmax(logits.detach(), 1), b.labels).to(DType::f64)));
     return out;
   }
 
