@@ -4,7 +4,8 @@ source, target and the output layer, a final logits bias), the same data, tokeni
 tokenizer.json a moxing run saved, read with Hugging Face tokenizers), sizes and
 hyper-parameters, read from the same TOML config: AdamW with decay on matrices only (moxing's
 decay_groups), linear warmup and decay, gradient clipping, label-smoothed cross-entropy, batches of
-[data] batch_size pairs in a seeded order per epoch. Weights start as nn.Transformer starts them
+[data] batch_size pairs in a seeded order per epoch, the vocabulary projection on the real
+target positions only (not the padding), as moxing's task does. Weights start as nn.Transformer starts them
 (Xavier uniform); the embedding as Marian's (N(0, init_std^2), the pad row zero, no gradient).
 
 At the end it translates the test split (greedy, then beam search with [data] num_beams and
@@ -76,12 +77,17 @@ class Seq2Seq(nn.Module):
     def encode(self, src, src_pad):
         return self.transformer.encoder(self.embed_at(src), src_key_padding_mask=src_pad)
 
-    def decode(self, tgt, memory, src_pad):
+    def states(self, tgt, memory, src_pad):
         T = tgt.size(1)
         causal = nn.Transformer.generate_square_subsequent_mask(T)
-        h = self.transformer.decoder(self.embed_at(tgt), memory, tgt_mask=causal,
-                                     tgt_is_causal=True, memory_key_padding_mask=src_pad)
+        return self.transformer.decoder(self.embed_at(tgt), memory, tgt_mask=causal,
+                                        tgt_is_causal=True, memory_key_padding_mask=src_pad)
+
+    def head(self, h):
         return F.linear(h, self.embed.weight) + self.bias
+
+    def decode(self, tgt, memory, src_pad):
+        return self.head(self.states(tgt, memory, src_pad))
 
 
 def encode(tok, text, eos, max_len):
@@ -223,9 +229,9 @@ def main():
                 break
             t = time.perf_counter()
             src, src_pad, dec, lab = batch(splits["train"], order[first:first + B], pad, start)
-            logits = model.decode(dec, model.encode(src, src_pad), src_pad)
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), lab.reshape(-1),
-                                   ignore_index=-100,
+            h = model.states(dec, model.encode(src, src_pad), src_pad)
+            keep = lab != -100  # the vocabulary projection on real target positions only
+            loss = F.cross_entropy(model.head(h[keep]), lab[keep],
                                    label_smoothing=d.get("label_smoothing", 0.0))
             opt.zero_grad(set_to_none=True)
             loss.backward()
