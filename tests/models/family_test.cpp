@@ -46,7 +46,7 @@ TEST(Family, RegistryFindsFamiliesByNameAliasAndConfig) {
   // sorted, each once (other families may join them)
   EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
   EXPECT_EQ(std::adjacent_find(names.begin(), names.end()), names.end());
-  for (const char* n : {"bert", "cnn", "gpt2", "lstm", "mlp"}) {
+  for (const char* n : {"bert", "cnn", "gpt2", "lstm", "marian", "mlp"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
   }
   EXPECT_EQ(find_family("gpt").name, "gpt2");

@@ -64,6 +64,7 @@ TEST(Config, UnknownKeysAndWrongTypesListTheValidKeys) {
   EXPECT_TRUE(contains(e, "unknown model 'resnet' (moxing knows: ")) << e;
   EXPECT_TRUE(contains(e, ", gpt2 (alias gpt), ")) << e;
   EXPECT_TRUE(contains(e, ", lstm, ")) << e;
+  EXPECT_TRUE(contains(e, ", marian (alias seq2seq), ")) << e;
   e = error_of([] { Config::from_toml("[data]\nbatch_size = 0\n"); });
   EXPECT_TRUE(contains(e, "batch_size must be > 0")) << e;
   e = error_of([] { Config::from_toml("[data\n"); });
