@@ -114,9 +114,11 @@ nn::TensorList map_file_tensors(const std::vector<SafetensorsFile>& files, const
   std::set<std::string> given;
   for (const SafetensorsFile& file : files) {
     for (const auto& [file_name, tensor] : file.tensors) {
+      // a suffix the rules ignore is still loaded where the model has that name (Marian's
+      // learned position tables share the name of the sinusoidal ones older files hold)
       bool ignored = false;
       for (const auto& s : rules.ignored_suffixes) ignored = ignored || ends_with(file_name, s);
-      if (ignored) continue;
+      if (ignored && !model_names.count(file_name)) continue;
       std::string name = file_name;
       if (!model_names.count(name)) {
         for (const auto& prefix : rules.optional_prefixes) {

@@ -66,6 +66,10 @@ void MarianConfig::validate() const {
                "decoder_layerdrop {})",
                encoder_layerdrop, decoder_layerdrop);
   MOXING_CHECK(is_encoder_decoder, "MarianConfig: is_encoder_decoder must be true");
+  MOXING_CHECK(position_embeddings == "sinusoidal" || position_embeddings == "learned",
+               "MarianConfig: position_embeddings must be \"sinusoidal\" or \"learned\", got "
+               "\"{}\"",
+               position_embeddings);
   const int64_t V = target_vocab_size();
   for (auto [name, id, vocab] :
        {std::tuple<const char*, int64_t, int64_t>{"pad_token_id", pad_token_id, V},
@@ -276,6 +280,12 @@ MarianStack::MarianStack(const MarianConfig& c, bool decoder, std::shared_ptr<nn
       dropout_(c.dropout),
       max_positions_(c.max_position_embeddings) {
   embed_tokens = register_slot<nn::UnaryModule>("embed_tokens", std::move(embed));
+  if (c.position_embeddings == "learned") {
+    embed_positions = register_module(
+        "embed_positions",
+        std::make_shared<nn::Embedding>(c.max_position_embeddings, c.d_model, std::nullopt, gen));
+    nn::init::normal_(embed_positions->weight, 0.0, c.init_std, gen);
+  }
   layers = register_module("layers", std::make_shared<nn::ModuleList>());
   const int64_t L = decoder ? c.decoder_layers : c.encoder_layers;
   for (int64_t l = 0; l < L; ++l) {
@@ -291,11 +301,15 @@ Tensor MarianStack::embed(const Tensor& ids, int64_t past) {
   const int64_t T = ids.size(1);
   Tensor x = embed_tokens->forward(ids);  // (B,T,C)
   if (scale_ != 1.0) x = mul(x, scale_);
-  if (!positions_.defined() || positions_.device() != x.device() ||
-      positions_.dtype() != x.dtype()) {
-    positions_ = marian_sinusoidal_positions(max_positions_, x.size(2)).to(x.device(), x.dtype());
+  if (embed_positions != nullptr) {
+    x = add(x, embed_positions->weight.narrow(0, past, T));
+  } else {
+    if (!positions_.defined() || positions_.device() != x.device() ||
+        positions_.dtype() != x.dtype()) {
+      positions_ = marian_sinusoidal_positions(max_positions_, x.size(2)).to(x.device(), x.dtype());
+    }
+    x = add(x, positions_.narrow(0, past, T));
   }
-  x = add(x, positions_.narrow(0, past, T));
   return moxing::dropout(x, dropout_, is_training());
 }
 
@@ -456,17 +470,22 @@ Family make_marian_family() {
       [](const MarianConfig& c) {
         return fmt::format(
             "Marian encoder-decoder with {}+{} layers, {} heads, width {}, feed-forward {}, {} "
-            "vocabulary of {}{}",
+            "vocabulary of {}{}{}",
             c.encoder_layers, c.decoder_layers, c.encoder_attention_heads, c.d_model,
             c.encoder_ffn_dim, c.share_encoder_decoder_embeddings ? "a shared" : "a source",
             c.vocab_size,
             c.share_encoder_decoder_embeddings
                 ? std::string()
-                : fmt::format(" and a target vocabulary of {}", c.target_vocab_size()));
+                : fmt::format(" and a target vocabulary of {}", c.target_vocab_size()),
+            c.position_embeddings == "learned"
+                ? ", learned positions (a moxing extension: transformers would use sinusoidal "
+                  "ones)"
+                : "");
       });
-  f.data_keys = {"vocab_size", "decoder_vocab_size", "pad_token_id", "eos_token_id",
-                 "decoder_start_token_id"};
-  // the sinusoidal tables are computed, not weights (transformers 5 no longer saves them)
+  f.data_keys = {"vocab_size",   "decoder_vocab_size", "share_encoder_decoder_embeddings",
+                 "pad_token_id", "eos_token_id",       "decoder_start_token_id"};
+  // the sinusoidal tables are computed, not weights (transformers 5 no longer saves them);
+  // learned tables are parameters of the model and load as such
   f.rules.ignored_suffixes = {".embed_positions.weight"};
   return f;
 }

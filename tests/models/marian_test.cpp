@@ -211,6 +211,69 @@ TEST(Marian, SavePretrainedReloadsIdentically) {
   }
 }
 
+// position_embeddings = "learned" (a moxing extension): transformers' Marian with its position
+// tables set to trained values and taking gradients is the reference
+TEST(Marian, LearnedPositionsMatchTransformersWithTheTablesSet) {
+  const SafetensorsFile r =
+      load_safetensors(kFixtures + "/marian_tiny_learned_reference.safetensors");
+  Model m = from_pretrained(kFixtures + "/marian_tiny_learned");
+  auto* model = m.as<MarianMTModel>();
+  ASSERT_NE(model, nullptr);
+  ASSERT_NE(model->model->encoder->embed_positions, nullptr);
+  EXPECT_NE(m.family->describe(m.config).find("learned positions"), std::string::npos);
+  Tensor logits =
+      model->forward(r.get("input_ids"), r.get("attention_mask"), r.get("decoder_input_ids"));
+  EXPECT_LT(max_abs_diff(logits, r.get("logits")), 1e-4);
+  Tensor loss = cross_entropy(logits.reshape({-1, logits.size(2)}), r.get("labels").reshape({-1}),
+                              Reduction::mean, -100);
+  EXPECT_NEAR(loss.item<float>(), r.get("loss").item<float>(), 1e-5);
+  loss.backward();
+  for (const char* name :
+       {"model.encoder.embed_positions.weight", "model.decoder.embed_positions.weight",
+        "model.decoder.layers.1.fc1.weight"}) {
+    SCOPED_TRACE(name);
+    Tensor grad = parameters_named(*model, {name}).at(0).grad();
+    ASSERT_TRUE(grad.defined());
+    EXPECT_LT(max_abs_diff(grad, r.get(std::string("grad.") + name)), 1e-5);
+  }
+  // greedy decoding reads the tables at the cached positions
+  auto& s2s = m.expect<Seq2SeqLM>("an encoder-decoder model");
+  Tensor ids = r.get("input_ids"), mask = r.get("attention_mask");
+  std::vector<std::vector<int32_t>> src;
+  {
+    std::vector<int64_t> i = ids.to_vector<int64_t>(), k = mask.to_vector<int64_t>();
+    for (int64_t b = 0; b < ids.size(0); ++b) {
+      src.emplace_back();
+      for (int64_t t = 0; t < ids.size(1); ++t)
+        if (k[static_cast<size_t>(b * ids.size(1) + t)])
+          src.back().push_back(static_cast<int32_t>(i[static_cast<size_t>(b * ids.size(1) + t)]));
+    }
+  }
+  std::vector<int64_t> g = r.get("greedy").to_vector<int64_t>();
+  const int64_t L = r.get("greedy").size(1);
+  std::vector<std::vector<int32_t>> want(src.size());
+  for (size_t b = 0; b < src.size(); ++b) {
+    for (int64_t j = 1; j < L; ++j) {
+      const int64_t id = g[b * static_cast<size_t>(L) + static_cast<size_t>(j)];
+      if (id == 0) break;
+      want[b].push_back(static_cast<int32_t>(id));
+    }
+  }
+  Seq2SeqDecoding o;
+  o.max_new_tokens = 9;
+  EXPECT_EQ(decode_sequences(s2s, src, o), want);
+  // saved with the tables, which load back
+  TempDir tmp("marian_learned");
+  m.save_pretrained(tmp.path);
+  SafetensorsFile saved = load_safetensors(tmp.path + "/model.safetensors");
+  EXPECT_TRUE(std::any_of(saved.tensors.begin(), saved.tensors.end(), [](const auto& nt) {
+    return nt.first == "model.encoder.embed_positions.weight";
+  }));
+  Model back = from_pretrained(tmp.path);
+  Tensor again = back.as<MarianMTModel>()->forward(ids, mask, r.get("decoder_input_ids"));
+  EXPECT_LT(max_abs_diff(again, r.get("logits")), 1e-4);
+}
+
 TEST(Marian, SinusoidalTableHasSinFirstAndCosSecond) {
   Tensor t = marian_sinusoidal_positions(3, 5);  // odd width: 3 sin columns, 2 cos columns
   std::vector<float> v = t.to_vector<float>();
@@ -249,12 +312,17 @@ TEST(Marian, BadInputIsAClearError) {
   bad["d_model"] = 18;
   expect_error([&] { build_model(*m.family, bad, "", nullptr, true); },
                "d_model 18 must be a positive multiple of the attention heads 4");
+  bad = m.config;
+  bad["position_embeddings"] = "rotary";
+  expect_error([&] { build_model(*m.family, bad, "", nullptr, true); },
+               "position_embeddings must be \"sinusoidal\" or \"learned\", got \"rotary\"");
 }
 
 TEST(Marian, GradcheckMicroModelF64) {
   for (bool shared : {true, false}) {
-    SCOPED_TRACE(shared ? "shared" : "separate");
+    SCOPED_TRACE(shared ? "shared, learned positions" : "separate, sinusoidal positions");
     MarianConfig c;
+    c.position_embeddings = shared ? "learned" : "sinusoidal";
     c.vocab_size = 9;
     c.decoder_vocab_size = shared ? 9 : 7;
     c.share_encoder_decoder_embeddings = shared;
@@ -295,8 +363,9 @@ TEST(Marian, GradcheckMicroModelF64) {
                                    "model.decoder.layers.0.self_attn_layer_norm.weight",
                                    "model.decoder.layers.0.fc2.bias"};
     names.insert(shared ? "model.shared.weight" : "model.decoder.embed_tokens.weight");
+    if (shared) names.insert("model.decoder.embed_positions.weight");
     std::vector<Tensor> inputs = parameters_named(model, names);
-    ASSERT_EQ(inputs.size(), 6u);
+    ASSERT_EQ(inputs.size(), shared ? 7u : 6u);
     autograd::GradcheckResult r = autograd::gradcheck(f, inputs);
     EXPECT_TRUE(r.ok) << r.message;
   }

@@ -30,7 +30,8 @@ struct WeightRules {
   /// A prefix the model's names have that some files leave out (GPT2Model checkpoints name the
   /// body's tensors without "transformer.").
   std::vector<std::string> optional_prefixes;
-  /// File tensors ending in one of these are not weights and are skipped (old causal masks).
+  /// File tensors ending in one of these are not weights and are skipped (old causal masks),
+  /// unless the model has a tensor of that very name.
   std::vector<std::string> ignored_suffixes;
 
   bool is_transposed(const std::string& name) const;

@@ -5,6 +5,9 @@
 // half of the features, cos in the second; not a parameter and not saved, as transformers 5),
 // optional sqrt(d_model) embedding scale, one vocabulary shared by encoder, decoder and lm_head or
 // separate source and target tables, final_logits_bias. Not layerdrop, not Marian's tokenizers.
+// A moxing extension: position_embeddings = "learned" gives each stack a trained position table
+// (embed_positions.weight, saved); transformers' Marian ignores the key and would use its
+// sinusoidal table, so such a model loads in moxing only (the family's description says so).
 #pragma once
 
 #include <cstdint>
@@ -51,6 +54,8 @@ struct MarianConfig {
   std::optional<int64_t> forced_eos_token_id = 0;  // kept for transformers; decoding ignores it
   bool share_encoder_decoder_embeddings = true;
   bool tie_word_embeddings = true;
+  /// "sinusoidal" (Marian's, computed) or "learned" (a parameter per stack; moxing only)
+  std::string position_embeddings = "sinusoidal";
 
   template <class F>
   void visit(F&& f) {
@@ -81,6 +86,7 @@ struct MarianConfig {
     f("forced_eos_token_id", forced_eos_token_id);
     f("share_encoder_decoder_embeddings", share_encoder_decoder_embeddings);
     f("tie_word_embeddings", tie_word_embeddings);
+    f("position_embeddings", position_embeddings);
   }
 
   /// The decoder's (and lm_head's) vocabulary: vocab_size when shared or when
@@ -151,7 +157,8 @@ class MarianDecoderLayer : public nn::Module {
   Tensor feed_forward(const Tensor& h);
 };
 
-/// Token embeddings (scaled), positions, dropout and the layers of one side.
+/// Token embeddings (scaled), positions (sinusoidal, or the learned embed_positions), dropout
+/// and the layers of one side.
 class MarianStack : public nn::Module {
  public:
   MarianStack(const MarianConfig& config, bool decoder, std::shared_ptr<nn::Embedding> embed,
@@ -159,14 +166,15 @@ class MarianStack : public nn::Module {
   std::string type_name() const override { return decoder_ ? "MarianDecoder" : "MarianEncoder"; }
   /// ids (B,T) starting at position `past` -> embeddings * scale + positions, dropped out.
   Tensor embed(const Tensor& ids, int64_t past);
-  nn::Slot<nn::UnaryModule> embed_tokens;  // nn::Embedding (V,C)
+  nn::Slot<nn::UnaryModule> embed_tokens;          // nn::Embedding (V,C)
+  std::shared_ptr<nn::Embedding> embed_positions;  // (max_positions, C) when learned, else null
   std::shared_ptr<nn::ModuleList> layers;
 
  private:
   bool decoder_;
   double scale_, dropout_;
   int64_t max_positions_;
-  Tensor positions_;  // (max_positions, C) on the device and dtype last used; not a parameter
+  Tensor positions_;  // sinusoidal (max_positions, C) on the device and dtype last used
 };
 
 /// The body (transformers' MarianModel): shared (when shared), encoder, decoder.
