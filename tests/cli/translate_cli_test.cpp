@@ -110,6 +110,36 @@ TEST_F(TranslateCli, TranslateGivesTheSameTokensWithAndWithoutTheCache) {
   }
 }
 
+// separate source and target BPEs (the model gets separate tables) and learned positions
+TEST_F(TranslateCli, SeparateVocabulariesAndLearnedPositionsTrainAndTranslate) {
+  const std::string out = (dir_ / "separate").string();
+  auto r = run_cli("train " + config() + " --out " + out +
+                   " --set data.target_tokenizer=bpe --set data.target_vocab_size=280"
+                   " --set model.position_embeddings=learned --set train.steps=20 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(has(r.out, "for the sources and a bpe one of 280 for the targets")) << r.out;
+  EXPECT_TRUE(has(r.out, "learned positions")) << r.out;
+  const fs::path final_dir = fs::path(out) / "final";
+  EXPECT_TRUE(fs::exists(final_dir / "tokenizer.json"));
+  EXPECT_TRUE(fs::exists(final_dir / "target_tokenizer" / "tokenizer.json"));
+  std::ifstream c(final_dir / "config.json");
+  auto saved = nlohmann::json::parse(c);
+  EXPECT_EQ(saved.at("share_encoder_decoder_embeddings"), false);
+  // the source BPE runs out of pairs to merge on the small table before 300 tokens
+  EXPECT_GT(saved.at("vocab_size").get<int>(), 259);
+  EXPECT_LE(saved.at("vocab_size").get<int>(), 300);
+  EXPECT_EQ(saved.at("decoder_vocab_size"), 280);
+  EXPECT_EQ(saved.at("position_embeddings"), "learned");
+  auto t = run_cli("translate " + out + " --text \"eins zwei\" --json");
+  ASSERT_EQ(t.code, 0) << t.out;
+  auto e = run_cli("eval " + out + " --json");
+  ASSERT_EQ(e.code, 0) << e.out;
+  auto bad = run_cli("train " + config() + " --out " + (dir_ / "bad_target").string() +
+                     " --set data.target_tokenizer=bpe --set data.target_vocab_size=100");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_TRUE(has(bad.out, "target_vocab_size > 259")) << bad.out;
+}
+
 TEST_F(TranslateCli, BadInputIsAClearError) {
   ASSERT_EQ(train_.code, 0) << train_.out;
   auto beams = run_cli("translate " + run() + " --text eins --beam 100000");

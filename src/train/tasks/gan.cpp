@@ -26,6 +26,7 @@
 #include "moxing/ops/reduction.h"
 #include "moxing/ops/shape.h"
 #include "moxing/ops/softmax.h"
+#include "moxing/train/epoch_batches.h"
 #include "moxing/train/logging.h"
 #include "moxing/train/tasks/image_classification.h"
 #include "moxing/train/trainer.h"
@@ -304,7 +305,7 @@ class GanTask : public Task {
     lo.seed = static_cast<uint64_t>(config_.train.seed);
     lo.num_workers = static_cast<int>(config_.data.num_workers);
     loader_ = std::make_unique<data::DataLoader>(data_.train, lo);
-    num_batches_ = loader_->num_batches();
+    batches_ = EpochBatches::of_batches(loader_->num_batches(), config_.train.grad_accum);
     return data_fields_from_config();
   }
 
@@ -341,14 +342,8 @@ class GanTask : public Task {
     return {{"discriminator"}, {"generator"}};
   }
 
-  int64_t steps_per_epoch() const override {
-    return (num_batches_ + config_.train.grad_accum - 1) / config_.train.grad_accum;
-  }
-
-  int64_t micro_batches(int64_t step) const override {
-    const int64_t first = (step % steps_per_epoch()) * config_.train.grad_accum;
-    return std::min(config_.train.grad_accum, num_batches_ - first);
-  }
+  int64_t steps_per_epoch() const override { return batches_.steps_per_epoch(); }
+  int64_t micro_batches(int64_t step) const override { return batches_.micro_batches(step); }
 
   StepOutput training_step(Run& run, int64_t step, int64_t micro) override {
     const int64_t b = config_.data.batch_size;
@@ -423,8 +418,7 @@ class GanTask : public Task {
 
   // The real images of micro-batch `micro` of step `step` (B,1,28,28).
   Tensor real_batch(int64_t step, int64_t micro) {
-    const int64_t epoch = step / steps_per_epoch();
-    const int64_t index = (step % steps_per_epoch()) * config_.train.grad_accum + micro;
+    const int64_t epoch = batches_.epoch(step), index = batches_.index(step, micro);
     if (!range_ || range_epoch_ != epoch || next_index_ != index) {
       it_.reset();
       range_ = std::make_unique<data::EpochRange>(*loader_, epoch, index);
@@ -488,7 +482,7 @@ class GanTask : public Task {
   const Config& config_;
   GanData data_;
   std::unique_ptr<data::DataLoader> loader_;
-  int64_t num_batches_ = 0;
+  EpochBatches batches_;
   models::ImageGenerator* generator_ = nullptr;
   models::ImageDiscriminator* discriminator_ = nullptr;
   Tensor fixed_noise_;

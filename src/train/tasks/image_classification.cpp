@@ -17,6 +17,7 @@
 #include "moxing/ops/elementwise.h"
 #include "moxing/ops/loss.h"
 #include "moxing/ops/reduction.h"
+#include "moxing/train/epoch_batches.h"
 #include "moxing/train/task.h"
 
 namespace moxing::train {
@@ -163,7 +164,7 @@ class ImageClassificationTask : public Task {
     lo.seed = static_cast<uint64_t>(config_.train.seed);
     lo.num_workers = static_cast<int>(config_.data.num_workers);
     loader_ = std::make_unique<data::DataLoader>(data_.train, lo);
-    num_batches_ = loader_->num_batches();
+    batches_ = EpochBatches::of_batches(loader_->num_batches(), config_.train.grad_accum);
     return {{"num_channels", data_.channels},
             {"image_size", data_.image_size},
             {"num_labels", data_.num_classes}};
@@ -174,19 +175,12 @@ class ImageClassificationTask : public Task {
     Task::configure(run, std::move(model));
   }
 
-  int64_t steps_per_epoch() const override {
-    return (num_batches_ + config_.train.grad_accum - 1) / config_.train.grad_accum;
-  }
-
-  int64_t micro_batches(int64_t step) const override {
-    const int64_t first = (step % steps_per_epoch()) * config_.train.grad_accum;
-    return std::min(config_.train.grad_accum, num_batches_ - first);
-  }
+  int64_t steps_per_epoch() const override { return batches_.steps_per_epoch(); }
+  int64_t micro_batches(int64_t step) const override { return batches_.micro_batches(step); }
 
   StepOutput training_step(Run& run, int64_t step, int64_t micro) override {
     (void)run;
-    const int64_t epoch = step / steps_per_epoch();
-    const int64_t index = (step % steps_per_epoch()) * config_.train.grad_accum + micro;
+    const int64_t epoch = batches_.epoch(step), index = batches_.index(step, micro);
     if (!range_ || range_epoch_ != epoch || next_index_ != index) {
       it_.reset();
       range_ = std::make_unique<data::EpochRange>(*loader_, epoch, index);
@@ -294,7 +288,7 @@ class ImageClassificationTask : public Task {
   std::optional<DataSplits> given_;
   DataSplits data_;
   std::unique_ptr<data::DataLoader> loader_;
-  int64_t num_batches_ = 0;
+  EpochBatches batches_;
   nn::UnaryModule* model_ = nullptr;
   std::unique_ptr<data::EpochRange> range_;
   std::optional<data::EpochRange::Iterator> it_;

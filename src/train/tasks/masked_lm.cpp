@@ -15,6 +15,7 @@
 #include "moxing/ops/loss.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/optim/param_groups.h"
+#include "moxing/train/epoch_batches.h"
 #include "moxing/train/lm_data.h"
 #include "moxing/train/task.h"
 #include "moxing/train/text_data.h"
@@ -185,9 +186,10 @@ class MaskedLMTask : public Task {
       MOXING_CHECK(data_.tokenizer->vocab_size() <= mlm_->vocab_size(),
                    "the tokenizer has {} tokens but the model's vocabulary only {}",
                    data_.tokenizer->vocab_size(), mlm_->vocab_size());
-      blocks_ = data_.train->size() / L_;
-      MOXING_CHECK(blocks_ > 0, "the training text has {} tokens, fewer than one block of {}",
+      const int64_t blocks = data_.train->size() / L_;
+      MOXING_CHECK(blocks > 0, "the training text has {} tokens, fewer than one block of {}",
                    data_.train->size(), L_);
+      batches_ = EpochBatches(blocks, config_.data.batch_size, config_.train.grad_accum);
     }
     std::vector<optim::ParamGroup> groups =
         optim::decay_groups(model.module->named_parameters(), config_.optim.weight_decay);
@@ -195,32 +197,15 @@ class MaskedLMTask : public Task {
     run.add_optimizer("optimizer", "model", std::move(groups));
   }
 
-  int64_t steps_per_epoch() const override {
-    const int64_t batches = (blocks_ + config_.data.batch_size - 1) / config_.data.batch_size;
-    return (batches + config_.train.grad_accum - 1) / config_.train.grad_accum;
-  }
-
-  int64_t micro_batches(int64_t step) const override {
-    const int64_t batches = (blocks_ + config_.data.batch_size - 1) / config_.data.batch_size;
-    const int64_t first = (step % steps_per_epoch()) * config_.train.grad_accum;
-    return std::min(config_.train.grad_accum, batches - first);
-  }
+  int64_t steps_per_epoch() const override { return batches_.steps_per_epoch(); }
+  int64_t micro_batches(int64_t step) const override { return batches_.micro_batches(step); }
 
   StepOutput training_step(Run& run, int64_t step, int64_t micro) override {
     (void)run;
-    const int64_t epoch = step / steps_per_epoch();
-    const int64_t index = (step % steps_per_epoch()) * config_.train.grad_accum + micro;
     const auto seed = static_cast<uint64_t>(config_.train.seed);
-    if (order_epoch_ != epoch) {
-      Generator gen(data::mix_seed(data::mix_seed(seed, static_cast<uint64_t>(epoch)), 0));
-      order_ = data::permutation(blocks_, gen);
-      order_epoch_ = epoch;
-    }
-    const int64_t B = config_.data.batch_size, first = index * B;
-    const int64_t count = std::min(B, blocks_ - first);
-    std::vector<int64_t> ids = read_blocks(
-        *data_.train, std::span<const int64_t>(order_.data() + first, static_cast<size_t>(count)),
-        L_, ids_);
+    const std::span<const int64_t> blocks = batches_.items(step, micro, seed);
+    const auto count = static_cast<int64_t>(blocks.size());
+    std::vector<int64_t> ids = read_blocks(*data_.train, blocks, L_, ids_);
     const uint64_t draw = static_cast<uint64_t>(step * config_.train.grad_accum + micro);
     std::vector<int64_t> labels =
         mask_tokens(ids, ids_.special, ids_.mask, ids_.vocab, opt_.mlm_probability,
@@ -291,9 +276,8 @@ class MaskedLMTask : public Task {
   LMData data_;
   MaskIds ids_;
   models::MaskedLM* mlm_ = nullptr;
-  int64_t L_ = 126, blocks_ = 0;
-  std::vector<int64_t> order_;
-  int64_t order_epoch_ = -1;
+  int64_t L_ = 126;
+  EpochBatches batches_;
 };
 
 std::unique_ptr<Task> make_masked_lm_task(const Config& config) {

@@ -20,6 +20,7 @@
 #include "moxing/ops/shape.h"
 #include "moxing/ops/softmax.h"
 #include "moxing/optim/param_groups.h"
+#include "moxing/train/epoch_batches.h"
 
 namespace moxing::train {
 
@@ -265,7 +266,8 @@ class SequenceClassificationTask : public Task {
                           s->truncated, s->size(), s->path, max_length_));
         }
       }
-      num_batches_ = (data_.train.size() + config_.data.batch_size - 1) / config_.data.batch_size;
+      batches_ =
+          EpochBatches(data_.train.size(), config_.data.batch_size, config_.train.grad_accum);
     }
     weights_ = weights_tensor(opt_.class_weights);
     std::vector<optim::ParamGroup> groups =
@@ -274,32 +276,13 @@ class SequenceClassificationTask : public Task {
     run.add_optimizer("optimizer", "model", std::move(groups));
   }
 
-  int64_t steps_per_epoch() const override {
-    return (num_batches_ + config_.train.grad_accum - 1) / config_.train.grad_accum;
-  }
-
-  int64_t micro_batches(int64_t step) const override {
-    const int64_t first = (step % steps_per_epoch()) * config_.train.grad_accum;
-    return std::min(config_.train.grad_accum, num_batches_ - first);
-  }
+  int64_t steps_per_epoch() const override { return batches_.steps_per_epoch(); }
+  int64_t micro_batches(int64_t step) const override { return batches_.micro_batches(step); }
 
   StepOutput training_step(Run& run, int64_t step, int64_t micro) override {
     (void)run;
-    const int64_t epoch = step / steps_per_epoch();
-    const int64_t index = (step % steps_per_epoch()) * config_.train.grad_accum + micro;
-    if (order_epoch_ != epoch) {
-      Generator gen(data::mix_seed(
-          data::mix_seed(static_cast<uint64_t>(config_.train.seed), static_cast<uint64_t>(epoch)),
-          0));
-      order_ = data::permutation(data_.train.size(), gen);
-      order_epoch_ = epoch;
-    }
-    const int64_t B = config_.data.batch_size;
-    const int64_t first = index * B;
-    MOXING_CHECK(first < data_.train.size(), "train: batch {} of epoch {} is past the data", index,
-                 epoch + 1);
-    std::span<const int64_t> idx(order_.data() + first,
-                                 static_cast<size_t>(std::min(B, data_.train.size() - first)));
+    std::span<const int64_t> idx =
+        batches_.items(step, micro, static_cast<uint64_t>(config_.train.seed));
     return step_on(pad_batch(data_.train.encodings, idx, pad_id_),
                    batch_targets(data_.train, idx, problem_type_));
   }
@@ -411,11 +394,10 @@ class SequenceClassificationTask : public Task {
   LabelledData data_;
   std::shared_ptr<tokenizers::Tokenizer> tokenizer_;
   int32_t pad_id_ = 0;
-  int64_t max_length_ = 128, num_batches_ = 0;
+  int64_t max_length_ = 128;
+  EpochBatches batches_;
   models::SequenceClassifier* model_ = nullptr;
   Tensor weights_;
-  std::vector<int64_t> order_;
-  int64_t order_epoch_ = -1;
 };
 
 std::unique_ptr<Task> make_sequence_classification_task(const Config& config) {

@@ -22,6 +22,7 @@
 #include "moxing/ops/reduction.h"
 #include "moxing/optim/param_groups.h"
 #include "moxing/tokenizers/bpe.h"
+#include "moxing/train/epoch_batches.h"
 #include "moxing/train/text_data.h"
 #include "moxing/train/trainer.h"
 #include "moxing/train/translation_metrics.h"
@@ -29,6 +30,11 @@
 namespace moxing::train {
 
 namespace fs = std::filesystem;
+
+namespace {
+// where a checkpoint keeps the target side's tokenizer when it has its own
+constexpr const char* kTargetTokenizerDir = "target_tokenizer";
+}  // namespace
 
 std::vector<int32_t> encode_sentence(const tokenizers::Tokenizer& tokenizer,
                                      const std::string& text, int32_t eos, int64_t max_length,
@@ -41,17 +47,18 @@ std::vector<int32_t> encode_sentence(const tokenizers::Tokenizer& tokenizer,
   return ids;
 }
 
-void TranslationPairs::encode(const tokenizers::Tokenizer& tokenizer, int32_t eos,
-                              int64_t max_length, bool cut) {
+void TranslationPairs::encode(const tokenizers::Tokenizer& source,
+                              const tokenizers::Tokenizer& target, int32_t eos, int64_t max_length,
+                              bool cut) {
   src_ids.clear();
   tgt_ids.clear();
   truncated = 0;
   for (int64_t i = 0; i < size(); ++i) {
     bool a = false, b = false;
     src_ids.push_back(
-        encode_sentence(tokenizer, sources[static_cast<size_t>(i)], eos, max_length, &a));
+        encode_sentence(source, sources[static_cast<size_t>(i)], eos, max_length, &a));
     tgt_ids.push_back(
-        encode_sentence(tokenizer, targets[static_cast<size_t>(i)], eos, max_length, &b));
+        encode_sentence(target, targets[static_cast<size_t>(i)], eos, max_length, &b));
     MOXING_CHECK(cut || !(a || b),
                  "{}:{}: the {} has more than max_length = {} tokens (eos included); raise [data] "
                  "max_length or set [data] truncate = true",
@@ -136,6 +143,18 @@ int32_t end_token(const tokenizers::Tokenizer& tokenizer, const std::string& whe
                "needs after each sentence",
                where);
   return *eos;
+}
+
+// "bpe": a byte-level BPE trained on texts, with </s> (0), <unk> and <pad>; else a folder
+std::shared_ptr<tokenizers::Tokenizer> make_tokenizer(const std::string& spec, int64_t vocab_size,
+                                                      const std::vector<std::string>& texts) {
+  if (spec != "bpe") {
+    return std::shared_ptr<tokenizers::Tokenizer>(tokenizers::load_tokenizer(spec));
+  }
+  tokenizers::BpeTrainOptions o;
+  o.vocab_size = vocab_size;
+  o.special_tokens = {"</s>", "<unk>", "<pad>"};
+  return std::make_shared<tokenizers::ByteLevelBPE>(tokenizers::ByteLevelBPE::train(texts, o));
 }
 
 // A padded batch: src (B,S) and its mask, decoder inputs (B,T) = [start, target...]; the
@@ -254,6 +273,11 @@ class TranslateTask : public Task {
                  "config: [data] tokenizer \"bpe\" needs vocab_size > 259 (3 special tokens, the "
                  "256 bytes and merges), got {}",
                  d.vocab_size);
+    MOXING_CHECK(
+        d.target_tokenizer != "bpe" || d.target_vocab_size == 0 || d.target_vocab_size > 259,
+        "config: [data] target_tokenizer \"bpe\" needs target_vocab_size > 259 (or 0: "
+        "vocab_size), got {}",
+        d.target_vocab_size);
   }
 
   std::optional<nlohmann::json> data_fields() const override {
@@ -263,29 +287,36 @@ class TranslateTask : public Task {
   nlohmann::json setup_data(Run& run) override {
     opt_ = config_.data.options<TranslationDataOptions>();
     data_ = load_pairs(config_, true);
-    if (opt_.tokenizer == "bpe") {
-      tokenizers::BpeTrainOptions o;
-      o.vocab_size = opt_.vocab_size;
-      o.special_tokens = {"</s>", "<unk>", "<pad>"};
-      std::vector<std::string> texts = data_.train.sources;
+    const bool separate = !opt_.target_tokenizer.empty();
+    std::vector<std::string> texts = data_.train.sources;
+    if (!separate)
       texts.insert(texts.end(), data_.train.targets.begin(), data_.train.targets.end());
-      tokenizer_ =
-          std::make_shared<tokenizers::ByteLevelBPE>(tokenizers::ByteLevelBPE::train(texts, o));
-    } else {
-      tokenizer_ =
-          std::shared_ptr<tokenizers::Tokenizer>(tokenizers::load_tokenizer(opt_.tokenizer));
-    }
+    tokenizer_ = make_tokenizer(opt_.tokenizer, opt_.vocab_size, texts);
     eos_ = end_token(*tokenizer_, "[data] tokenizer");
     pad_ = pad_token_id(*tokenizer_);
+    if (separate) {
+      target_ = make_tokenizer(opt_.target_tokenizer, target_bpe_size(opt_), data_.train.targets);
+      MOXING_CHECK(
+          end_token(*target_, "[data] target_tokenizer") == eos_ && pad_token_id(*target_) == pad_,
+          "[data] tokenizer and target_tokenizer disagree on the ids of the end and pad "
+          "tokens ({} and {} against {} and {}); both sides must share them",
+          eos_, pad_, end_token(*target_, "[data] target_tokenizer"), pad_token_id(*target_));
+    } else {
+      target_ = tokenizer_;
+    }
     run.note(fmt::format(
-        "data: {} training, {} validation, {} test pairs ({} -> {}); a {} tokenizer of {} tokens "
-        "for both sides",
-        data_.train.size(), data_.val.size(), data_.test.size(), opt_.source_column,
-        opt_.target_column, tokenizer_->type(), tokenizer_->vocab_size()));
-    const int64_t V = tokenizer_->vocab_size();
+        "data: {} training, {} validation, {} test pairs ({} -> {}); {}", data_.train.size(),
+        data_.val.size(), data_.test.size(), opt_.source_column, opt_.target_column,
+        separate ? fmt::format("a {} tokenizer of {} tokens for the sources and a {} one of {} "
+                               "for the targets",
+                               tokenizer_->type(), tokenizer_->vocab_size(), target_->type(),
+                               target_->vocab_size())
+                 : fmt::format("a {} tokenizer of {} tokens for both sides", tokenizer_->type(),
+                               tokenizer_->vocab_size())));
     // Marian's convention: decoding starts from the pad token
-    return {{"vocab_size", V},
-            {"decoder_vocab_size", V},
+    return {{"vocab_size", tokenizer_->vocab_size()},
+            {"decoder_vocab_size", target_->vocab_size()},
+            {"share_encoder_decoder_embeddings", shares_embeddings(separate)},
             {"pad_token_id", pad_},
             {"eos_token_id", eos_},
             {"decoder_start_token_id", pad_}};
@@ -304,12 +335,13 @@ class TranslateTask : public Task {
     start_ = static_cast<int32_t>(model_->decoder_start_token_id());
     if (tokenizer_ != nullptr) {  // not for a memory estimate, which reads no data
       MOXING_CHECK(tokenizer_->vocab_size() <= model_->source_vocab_size() &&
-                       tokenizer_->vocab_size() <= model_->target_vocab_size(),
-                   "the tokenizer has {} tokens but the model's vocabularies {} and {}",
-                   tokenizer_->vocab_size(), model_->source_vocab_size(),
+                       target_->vocab_size() <= model_->target_vocab_size(),
+                   "the tokenizers have {} (source) and {} (target) tokens but the model's "
+                   "vocabularies {} and {}",
+                   tokenizer_->vocab_size(), target_->vocab_size(), model_->source_vocab_size(),
                    model_->target_vocab_size());
       for (TranslationPairs* s : {&data_.train, &data_.val, &data_.test}) {
-        s->encode(*tokenizer_, eos_, max_length_, opt_.truncate);
+        s->encode(*tokenizer_, *target_, eos_, max_length_, opt_.truncate);
         if (s->truncated > 0) {
           run.note(fmt::format(
               "note: {} of the {} pairs of {} have a side longer than {} tokens (eos included) "
@@ -317,7 +349,8 @@ class TranslateTask : public Task {
               s->truncated, s->size(), s->path, max_length_));
         }
       }
-      num_batches_ = (data_.train.size() + config_.data.batch_size - 1) / config_.data.batch_size;
+      batches_ =
+          EpochBatches(data_.train.size(), config_.data.batch_size, config_.train.grad_accum);
     }
     std::vector<optim::ParamGroup> groups =
         optim::decay_groups(model.module->named_parameters(), config_.optim.weight_decay);
@@ -325,43 +358,27 @@ class TranslateTask : public Task {
     run.add_optimizer("optimizer", "model", std::move(groups));
   }
 
-  int64_t steps_per_epoch() const override {
-    return (num_batches_ + config_.train.grad_accum - 1) / config_.train.grad_accum;
-  }
-
-  int64_t micro_batches(int64_t step) const override {
-    const int64_t first = (step % steps_per_epoch()) * config_.train.grad_accum;
-    return std::min(config_.train.grad_accum, num_batches_ - first);
-  }
+  int64_t steps_per_epoch() const override { return batches_.steps_per_epoch(); }
+  int64_t micro_batches(int64_t step) const override { return batches_.micro_batches(step); }
 
   StepOutput training_step(Run& run, int64_t step, int64_t micro) override {
     (void)run;
-    const int64_t epoch = step / steps_per_epoch();
-    const int64_t index = (step % steps_per_epoch()) * config_.train.grad_accum + micro;
-    if (order_epoch_ != epoch) {
-      Generator gen(data::mix_seed(
-          data::mix_seed(static_cast<uint64_t>(config_.train.seed), static_cast<uint64_t>(epoch)),
-          0));
-      order_ = data::permutation(data_.train.size(), gen);
-      order_epoch_ = epoch;
-    }
-    const int64_t B = config_.data.batch_size;
-    const int64_t first = index * B;
-    MOXING_CHECK(first < data_.train.size(), "train: batch {} of epoch {} is past the data", index,
-                 epoch + 1);
-    std::span<const int64_t> idx(order_.data() + first,
-                                 static_cast<size_t>(std::min(B, data_.train.size() - first)));
+    std::span<const int64_t> idx =
+        batches_.items(step, micro, static_cast<uint64_t>(config_.train.seed));
     return step_on(make_batch(data_.train, idx, pad_, start_));
   }
 
   nlohmann::json data_fields_from_config() const override {
     const auto d = config_.data.options<TranslationDataOptions>();
     if (d.tokenizer != "bpe") return nlohmann::json::object();
-    return {{"vocab_size", d.vocab_size},
-            {"decoder_vocab_size", d.vocab_size},
-            {"pad_token_id", 2},
-            {"eos_token_id", 0},
-            {"decoder_start_token_id", 2}};
+    const bool separate = !d.target_tokenizer.empty();
+    nlohmann::json facts = {{"vocab_size", d.vocab_size},
+                            {"share_encoder_decoder_embeddings", shares_embeddings(separate)},
+                            {"pad_token_id", 2},
+                            {"eos_token_id", 0},
+                            {"decoder_start_token_id", 2}};
+    if (!separate || d.target_tokenizer == "bpe") facts["decoder_vocab_size"] = target_bpe_size(d);
+    return facts;
   }
 
   std::optional<StepOutput> meta_step(Run& run) override {
@@ -384,7 +401,7 @@ class TranslateTask : public Task {
       std::vector<std::string> refs(data_.val.targets.begin(), data_.val.targets.begin() + n);
       models::Seq2SeqDecoding o = decoding(1);
       for (const auto& [k, v] :
-           translation_scores(decode_texts(*tokenizer_, decode_sequences(*model_, src, o)), refs)) {
+           translation_scores(decode_texts(*target_, decode_sequences(*model_, src, o)), refs)) {
         m[k] = v;
       }
     }
@@ -396,7 +413,7 @@ class TranslateTask : public Task {
   std::optional<Metrics> test(Run& run) override {
     if (data_.test.size() == 0) return std::nullopt;
     nlohmann::json report;
-    Metrics m = evaluate_split(*model_, *tokenizer_, data_.test, report);
+    Metrics m = evaluate_split(*model_, *target_, data_.test, report);
     write_text_file_atomic(run.out_dir() + "/test_metrics.json", report.dump(2) + "\n");
     run.note(fmt::format("test: {} (beam {})", describe(m), opt_.num_beams));
     return m;
@@ -404,15 +421,19 @@ class TranslateTask : public Task {
 
   nlohmann::json state() const override { return {{"max_length", max_length_}}; }
 
-  void save_extras(const std::string& dir) const override { tokenizer_->save(dir); }
+  void save_extras(const std::string& dir) const override {
+    tokenizer_->save(dir);
+    if (target_ != tokenizer_) target_->save(dir + "/" + kTargetTokenizerDir);
+  }
 
   EvalReport evaluate(const LoadedRun& run, const std::string& data_path) override {
     Config config = run.config;
     if (!data_path.empty()) config.data.path = data_path;
     opt_ = config.data.options<TranslationDataOptions>();
     model_ = &run.model.expect<models::Seq2SeqLM>("an encoder-decoder model");
-    tokenizer_ =
-        std::shared_ptr<tokenizers::Tokenizer>(tokenizers::load_tokenizer(run.checkpoint_dir));
+    TranslationTokenizers tok = load_translation_tokenizers(run.checkpoint_dir);
+    tokenizer_ = tok.source;
+    target_ = tok.target;
     eos_ = end_token(*tokenizer_, run.checkpoint_dir);
     pad_ = pad_token_id(*tokenizer_);
     start_ = static_cast<int32_t>(model_->decoder_start_token_id());
@@ -422,9 +443,9 @@ class TranslateTask : public Task {
     const std::string split_name = d.test.size() > 0 ? "test" : "val";
     MOXING_CHECK(split.size() > 0, "{} has neither a test nor a validation split",
                  config.data.path);
-    split.encode(*tokenizer_, eos_, max_length_, opt_.truncate);
+    split.encode(*tokenizer_, *target_, eos_, max_length_, opt_.truncate);
     nlohmann::json report;
-    Metrics m = evaluate_split(*model_, *tokenizer_, split, report);
+    Metrics m = evaluate_split(*model_, *target_, split, report);
     EvalReport out;
     out.json = report;
     out.json["split"] = split_name;
@@ -443,6 +464,19 @@ class TranslateTask : public Task {
   }
 
  private:
+  static int64_t target_bpe_size(const TranslationDataOptions& d) {
+    return d.target_tokenizer == "bpe" && d.target_vocab_size > 0 ? d.target_vocab_size
+                                                                  : d.vocab_size;
+  }
+
+  // separate tokenizers need separate tables; one shared tokenizer keeps the [model]'s choice
+  bool shares_embeddings(bool separate) const {
+    if (separate) return false;
+    const nlohmann::json m = config_.model.resolved();
+    auto it = m.find("share_encoder_decoder_embeddings");
+    return it == m.end() || !it->is_boolean() || it->get<bool>();
+  }
+
   models::Seq2SeqDecoding decoding(int64_t beams) const {
     models::Seq2SeqDecoding o;
     o.num_beams = beams;
@@ -487,12 +521,11 @@ class TranslateTask : public Task {
   const Config& config_;
   TranslationDataOptions opt_;
   TranslationData data_;
-  std::shared_ptr<tokenizers::Tokenizer> tokenizer_;
+  std::shared_ptr<tokenizers::Tokenizer> tokenizer_, target_;  // target_: tokenizer_ when shared
   int32_t eos_ = 0, pad_ = 0, start_ = 0;
-  int64_t max_length_ = 128, num_batches_ = 0;
+  int64_t max_length_ = 128;
+  EpochBatches batches_;
   models::Seq2SeqLM* model_ = nullptr;
-  std::vector<int64_t> order_;
-  int64_t order_epoch_ = -1;
 };
 
 std::unique_ptr<Task> make_translate_task(const Config& config) {
@@ -503,16 +536,31 @@ std::unique_ptr<Task> make_translate_task(const Config& config) {
 
 MOXING_REGISTER_TASK("translate", make_translate_task);
 
+TranslationTokenizers load_translation_tokenizers(const std::string& dir) {
+  TranslationTokenizers t;
+  t.source = std::shared_ptr<tokenizers::Tokenizer>(tokenizers::load_tokenizer(dir));
+  const fs::path target = fs::path(dir) / kTargetTokenizerDir;
+  t.target =
+      fs::is_directory(target)
+          ? std::shared_ptr<tokenizers::Tokenizer>(tokenizers::load_tokenizer(target.string()))
+          : t.source;
+  return t;
+}
+
 LoadedTranslator load_translator(const std::string& path) {
   LoadedTranslator t;
   t.run = load_run(path);
   t.model = &t.run.model.expect<models::Seq2SeqLM>("an encoder-decoder model");
-  t.tokenizer =
-      std::shared_ptr<tokenizers::Tokenizer>(tokenizers::load_tokenizer(t.run.checkpoint_dir));
+  TranslationTokenizers tok = load_translation_tokenizers(t.run.checkpoint_dir);
+  t.tokenizer = tok.source;
+  t.target_tokenizer = tok.target;
   t.eos = end_token(*t.tokenizer, t.run.checkpoint_dir);
-  MOXING_CHECK(t.tokenizer->vocab_size() <= t.model->source_vocab_size(),
-               "{}: the tokenizer has {} tokens but the model only {}", t.run.checkpoint_dir,
-               t.tokenizer->vocab_size(), t.model->source_vocab_size());
+  MOXING_CHECK(t.tokenizer->vocab_size() <= t.model->source_vocab_size() &&
+                   t.target_tokenizer->vocab_size() <= t.model->target_vocab_size(),
+               "{}: the tokenizers have {} (source) and {} (target) tokens but the model's "
+               "vocabularies {} and {}",
+               t.run.checkpoint_dir, t.tokenizer->vocab_size(), t.target_tokenizer->vocab_size(),
+               t.model->source_vocab_size(), t.model->target_vocab_size());
   return t;
 }
 
@@ -531,7 +579,7 @@ std::vector<std::string> translate_texts(const LoadedTranslator& t,
                "note: {} of the {} texts are longer than the model's {} positions and were cut\n",
                cut, texts.size(), t.model->max_positions());
   }
-  return decode_texts(*t.tokenizer, decode_sequences(*t.model, src, options));
+  return decode_texts(*t.target_tokenizer, decode_sequences(*t.model, src, options));
 }
 
 }  // namespace moxing::train

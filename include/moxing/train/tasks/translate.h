@@ -1,9 +1,11 @@
 // The "translate" task: sentence pairs from CSV tables ([data] name "csv", a source and a target
-// column), one byte-level BPE trained on both sides (shared vocabulary) or a tokenizer folder,
-// any models::Seq2SeqLM (marian's MarianMTModel), teacher forcing with padding masks and
-// label-smoothed cross-entropy, validation loss plus BLEU / chrF / exact match of greedy decodes
-// of a validation subset, and test BLEU / chrF / exact match of beam-search decodes at the end
-// and in `moxing eval`. Not separate source and target tokenizers.
+// column), one byte-level BPE trained on both sides (shared vocabulary) or a tokenizer folder, or
+// separate source and target tokenizers ([data] target_tokenizer: the model then gets separate
+// embedding tables), any models::Seq2SeqLM (marian's MarianMTModel), teacher forcing with
+// padding masks and label-smoothed cross-entropy, validation loss plus BLEU / chrF / exact match
+// of greedy decodes of a validation subset, and test BLEU / chrF / exact match of beam-search
+// decodes at the end and in `moxing eval`. A separate target tokenizer is saved in the
+// checkpoint's target_tokenizer/ folder.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +28,14 @@ struct TranslationDataOptions {
   /// "bpe": a byte-level BPE trained on both sides of the training pairs, with </s> (0), <unk>
   /// and <pad>; else a tokenizer folder (it needs an end token, </s> or <|endoftext|>)
   std::string tokenizer = "bpe";
+  /// "": the target side uses `tokenizer` (one shared vocabulary); "bpe": a byte-level BPE
+  /// trained on the targets alone (and a "bpe" tokenizer then on the sources alone); else a
+  /// tokenizer folder. Both sides must give </s> and <pad> the same ids.
+  std::string target_tokenizer;
   /// the size of a trained BPE (256 bytes + merges + 3 special tokens)
   int64_t vocab_size = 8000;
+  /// the size of a trained target BPE (0: vocab_size)
+  int64_t target_vocab_size = 0;
   /// tokens per sentence, eos included (0: the model's max_position_embeddings)
   int64_t max_length = 0;
   /// cut longer sentences, saying how many once per split (false: an error naming the line)
@@ -47,7 +55,9 @@ struct TranslationDataOptions {
     f("source_column", source_column);
     f("target_column", target_column);
     f("tokenizer", tokenizer);
+    f("target_tokenizer", target_tokenizer);
     f("vocab_size", vocab_size);
+    f("target_vocab_size", target_vocab_size);
     f("max_length", max_length);
     f("truncate", truncate);
     f("label_smoothing", label_smoothing);
@@ -67,9 +77,10 @@ struct TranslationPairs {
   int64_t truncated = 0;                               // pairs cut by encode()
 
   int64_t size() const { return static_cast<int64_t>(sources.size()); }
-  /// Encodes both sides (tokens + eos); with cut false a side longer than max_length is an error
-  /// naming the file and line.
-  void encode(const tokenizers::Tokenizer& tokenizer, int32_t eos, int64_t max_length, bool cut);
+  /// Encodes both sides (tokens + eos), the targets with target; with cut false a side longer
+  /// than max_length is an error naming the file and line.
+  void encode(const tokenizers::Tokenizer& source, const tokenizers::Tokenizer& target, int32_t eos,
+              int64_t max_length, bool cut);
 };
 
 /// The ids of text as a source sentence: its tokens and eos, cut to max_length (0: no limit);
@@ -83,11 +94,19 @@ std::vector<int32_t> encode_sentence(const tokenizers::Tokenizer& tokenizer,
 Metrics translation_scores(const std::vector<std::string>& hypotheses,
                            const std::vector<std::string>& references);
 
-/// A translation model loaded from a run, checkpoint or model folder with its tokenizer.
+/// The tokenizers of a checkpoint folder: its own (the source side's) and, when the folder has
+/// target_tokenizer/, the target side's (else the same one).
+struct TranslationTokenizers {
+  std::shared_ptr<tokenizers::Tokenizer> source, target;
+};
+TranslationTokenizers load_translation_tokenizers(const std::string& dir);
+
+/// A translation model loaded from a run, checkpoint or model folder with its tokenizers.
 struct LoadedTranslator {
   LoadedRun run;
   models::Seq2SeqLM* model = nullptr;
-  std::shared_ptr<tokenizers::Tokenizer> tokenizer;
+  std::shared_ptr<tokenizers::Tokenizer> tokenizer;         // the source side's
+  std::shared_ptr<tokenizers::Tokenizer> target_tokenizer;  // the same one when shared
   int32_t eos = 0;
 };
 LoadedTranslator load_translator(const std::string& path);
