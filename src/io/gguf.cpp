@@ -831,7 +831,7 @@ GgufFile load_gguf(const std::string& path) {
 GgufFile parse_gguf(const uint8_t* data, size_t size, const std::string& name_for_errors) {
   constexpr std::align_val_t kAlign{64};
   std::shared_ptr<void> owner(::operator new(std::max<size_t>(size, 1), kAlign),
-                              [kAlign](void* p) { ::operator delete(p, kAlign); });
+                              [](void* p) { ::operator delete (p, std::align_val_t{64}); });
   if (size > 0) std::memcpy(owner.get(), data, size);
   return parse_bytes(static_cast<uint8_t*>(owner.get()), size, name_for_errors, owner);
 }
