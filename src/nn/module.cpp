@@ -20,9 +20,13 @@ std::string join(const std::string& prefix, const std::string& name) {
   return prefix.empty() ? name : prefix + "." + name;
 }
 
+// names joined with ", ", the first 20 of a longer list and how many more (a model of another
+// family can miss hundreds)
 std::string join_names(const std::vector<std::string>& names) {
+  constexpr size_t kShown = 20;
   std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
+  for (size_t i = 0; i < names.size() && i < kShown; ++i) s += (s.empty() ? "" : ", ") + names[i];
+  if (names.size() > kShown) s += fmt::format(", and {} more", names.size() - kShown);
   return s;
 }
 

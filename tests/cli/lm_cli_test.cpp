@@ -107,10 +107,10 @@ TEST_F(LmCli, BadPromptsAndFoldersAreClearErrors) {
   fs::create_directories(dir_ / "broken");
   fs::copy_file(dir_ / "run" / "final" / "tokenizer.json", dir_ / "broken" / "tokenizer.json",
                 fs::copy_options::overwrite_existing);
-  std::ofstream(dir_ / "broken" / "config.json") << "{\"model_type\": \"llama\"}";
+  std::ofstream(dir_ / "broken" / "config.json") << "{\"model_type\": \"mamba\"}";
   r = run_cli("generate " + (dir_ / "broken").string());
   EXPECT_NE(r.code, 0);
-  EXPECT_TRUE(has(r.out, "llama")) << r.out;
+  EXPECT_TRUE(has(r.out, "mamba")) << r.out;
 }
 
 TEST_F(LmCli, PerplexityPrintsTokensLossAndPerplexity) {

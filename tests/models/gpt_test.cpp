@@ -262,10 +262,10 @@ TEST(GPT, LoadErrorsNameTheProblem) {
   }
 
   // an unknown model type, with the file named
-  write_text(tmp.path + "/config.json", "{\"model_type\": \"llama\"}");
+  write_text(tmp.path + "/config.json", "{\"model_type\": \"mamba\"}");
   msg = error_of([&] { GPT::from_pretrained(tmp.path); });
   EXPECT_EQ(
-      msg.rfind(tmp.path + "/config.json: model_type \"llama\" is not supported (moxing knows: ",
+      msg.rfind(tmp.path + "/config.json: model_type \"mamba\" is not supported (moxing knows: ",
                 0),
       0u)
       << msg;
