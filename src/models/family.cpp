@@ -13,7 +13,9 @@
 #include <unordered_map>
 
 #include "moxing/io/checkpoint.h"
+#include "moxing/io/gguf.h"
 #include "moxing/io/safetensors.h"
+#include "moxing/models/gguf_layout.h"
 
 namespace moxing::models {
 
@@ -276,8 +278,49 @@ json read_config_json(const std::string& dir) {
   return j;
 }
 
+namespace {
+
+// A GGUF file through its architecture's layout: the config from the metadata, the model built
+// on meta, each tensor renamed (and dequantized to f32 when quantized) and loaded strictly.
+Model from_gguf(const std::string& path, const PretrainedOptions& options, LoadReport* report) {
+  GgufFile file = load_gguf(path);
+  const GgufValue* arch = file.find("general.architecture");
+  MOXING_CHECK(arch != nullptr && arch->type == GgufValueType::STRING,
+               "{}: no general.architecture string in the metadata", path);
+  const GgufLayout& layout = find_gguf_layout(arch->s, path);
+  json config = layout.config(file);
+  for (const auto& [k, v] : options.overrides.items()) config[k] = v;
+  const Family& family = family_of_config(config, path);
+  Model m;
+  {
+    DeviceGuard meta(kMeta);
+    m = build_model(family, config, options.architecture, nullptr, /*keep_unknown=*/true);
+  }
+  m.module->eval();
+  if (!options.weights) return m;
+  SafetensorsFile named;  // the tensors under their Hugging Face names
+  named.path = path;
+  for (const GgufTensor& t : file.tensors) {
+    std::optional<std::string> name = layout.name(t.name);
+    if (!name) continue;  // not a weight of the model (llama.cpp's rope_freqs, say)
+    Tensor x = file.to_tensor(t.name);
+    if (x.dtype() != DType::f32) x = x.to(DType::f32);
+    if (layout.transform) x = layout.transform(*name, x, m.config);
+    named.tensors.emplace_back(*name, x);
+  }
+  load_into({named}, m, options.allow_missing, /*assign=*/true, report,
+            fmt::format("{} does not match its {} layout", path, arch->s));
+  return m;
+}
+
+}  // namespace
+
 Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
                       LoadReport* report) {
+  std::error_code ec;
+  if (ends_with(dir, ".gguf") && fs::is_regular_file(dir, ec)) {
+    return from_gguf(dir, options, report);
+  }
   json config = read_config_json(dir);
   std::string config_path = (fs::path(dir) / "config.json").string();
   // the architecture first: a folder of another model fails on that, not on its files

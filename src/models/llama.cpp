@@ -8,6 +8,7 @@
 
 #include "moxing/autograd/node.h"
 #include "moxing/models/family.h"
+#include "moxing/models/gguf_layout.h"
 #include "moxing/nn/init.h"
 #include "moxing/ops/attention.h"
 #include "moxing/ops/elementwise.h"
@@ -332,5 +333,115 @@ Family make_llama_family() {
 }  // namespace
 
 MOXING_REGISTER_FAMILY(make_llama_family);
+
+// ---- GGUF files (llama.cpp's names)
+
+namespace {
+
+// llama.cpp's converter stores q_proj and k_proj with each head's rotary halves interleaved
+// (rows h*HD + 2i and h*HD + 2i + 1 hold HF's rows h*HD + i and h*HD + HD/2 + i); this undoes it.
+Tensor unpermute_heads(const Tensor& w, int64_t heads) {
+  const int64_t rows = w.size(0), cols = w.size(1), HD = rows / heads;
+  return w.reshape({heads, HD / 2, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
+}
+
+std::optional<std::string> llama_gguf_name(const std::string& g) {
+  static const std::vector<std::pair<std::string, std::string>> kTop = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"}};
+  for (const auto& [from, to] : kTop) {
+    if (g == from) return to;
+  }
+  static const std::vector<std::pair<std::string, std::string>> kBlock = {
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"attn_output.bias", "self_attn.o_proj.bias"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"}};
+  if (g.rfind("blk.", 0) == 0) {
+    const size_t dot = g.find('.', 4);
+    if (dot != std::string::npos) {
+      const std::string layer = g.substr(4, dot - 4), rest = g.substr(dot + 1);
+      for (const auto& [from, to] : kBlock) {
+        if (rest == from) return "model.layers." + layer + "." + to;
+      }
+    }
+  }
+  if (g == "rope_freqs.weight") return std::nullopt;  // Llama 3.1's scaling factors
+  return g;  // unknown: load_state_dict reports it as unexpected
+}
+
+GgufLayout make_llama_gguf_layout() {
+  GgufLayout l;
+  l.architecture = "llama";
+  l.config = [](const GgufFile& f) {
+    const std::string p = "llama.";
+    json c;
+    c["model_type"] = "llama";
+    c["architectures"] = json::array({"LlamaForCausalLM"});
+    const int64_t heads = gguf_int(f, p + "attention.head_count");
+    const int64_t width = gguf_int(f, p + "embedding_length");
+    c["hidden_size"] = width;
+    c["intermediate_size"] = gguf_int(f, p + "feed_forward_length");
+    c["num_hidden_layers"] = gguf_int(f, p + "block_count");
+    c["num_attention_heads"] = heads;
+    c["num_key_value_heads"] = gguf_int(f, p + "attention.head_count_kv", heads);
+    c["head_dim"] = gguf_int(f, p + "rope.dimension_count", width / heads);
+    c["max_position_embeddings"] = gguf_int(f, p + "context_length");
+    c["rms_norm_eps"] = gguf_number(f, p + "attention.layer_norm_rms_epsilon", 1e-5);
+    c["rope_theta"] = gguf_number(f, p + "rope.freq_base", 10000.0);
+    // the vocabulary: llama.vocab_size, else the tokenizer's token list, else the embedding
+    int64_t vocab = 0;
+    if (f.find(p + "vocab_size") != nullptr) {
+      vocab = gguf_int(f, p + "vocab_size");
+    } else if (const GgufValue* tokens = f.find("tokenizer.ggml.tokens")) {
+      vocab = static_cast<int64_t>(tokens->items.size());
+    } else {
+      vocab = f.tensor("token_embd.weight").dims.at(1);
+    }
+    c["vocab_size"] = vocab;
+    c["tie_word_embeddings"] = !f.has_tensor("output.weight");
+    if (const GgufValue* v = f.find("tokenizer.ggml.bos_token_id"))
+      c["bos_token_id"] = v->as_int("bos");
+    if (const GgufValue* v = f.find("tokenizer.ggml.eos_token_id"))
+      c["eos_token_id"] = v->as_int("eos");
+    if (f.find(p + "rope.scaling.type") != nullptr &&
+        f.get(p + "rope.scaling.type").as_string("rope.scaling.type") != "none") {
+      c["rope_scaling"] = f.get(p + "rope.scaling.type").as_string("rope.scaling.type");
+    }
+    return c;
+  };
+  l.name = llama_gguf_name;
+  l.transform = [](const std::string& name, const Tensor& t, const json& config) {
+    const auto ends = [&](const char* s) {
+      const std::string suffix(s);
+      return name.size() >= suffix.size() &&
+             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends("self_attn.q_proj.weight")) {
+      return unpermute_heads(t, config.at("num_attention_heads").get<int64_t>());
+    }
+    if (ends("self_attn.k_proj.weight")) {
+      const json& kv = config.at("num_key_value_heads");
+      return unpermute_heads(
+          t, kv.is_null() ? config.at("num_attention_heads").get<int64_t>() : kv.get<int64_t>());
+    }
+    return t;
+  };
+  return l;
+}
+
+}  // namespace
+
+MOXING_REGISTER_GGUF_LAYOUT(make_llama_gguf_layout);
 
 }  // namespace moxing::models

@@ -169,6 +169,26 @@ TEST(Llama, ConfigErrorsNameTheProblem) {
                        "9 positions exceed the model's context"));
 }
 
+// llama_tiny.gguf is llama_tiny/ as llama.cpp's converter lays it out (make_llama_gguf_fixture.py):
+// loaded through the GGUF layout it gives transformers' logits
+TEST(Llama, GgufFileGivesTransformersLogits) {
+  LoadReport report;
+  Model m =
+      from_pretrained(std::string(MOXING_FIXTURE_DIR) + "/models/llama_tiny.gguf", {}, &report);
+  EXPECT_TRUE(report.unused.empty());
+  auto& llama = m.expect<Llama>("a Llama");
+  EXPECT_EQ(llama.config().kv_heads(), 2);
+  EXPECT_EQ(llama.config().rope_theta, 500.0);
+  EXPECT_FALSE(llama.config().tie_word_embeddings);
+  for (const char* key : {"a", "b"}) {
+    Tensor logits = llama.forward(reference().get(std::string("ids_") + key));
+    EXPECT_LT(max_abs_diff(logits, reference().get(std::string("logits_") + key)), 1e-4) << key;
+  }
+  const std::string e =
+      error_of([] { from_pretrained(std::string(MOXING_FIXTURE_DIR) + "/gguf/tiny.gguf"); });
+  EXPECT_TRUE(contains(e, "metadata 'llama.attention.head_count' is missing")) << e;
+}
+
 TEST(Llama, GradcheckMicroModelF64) {
   Generator gen(1);
   Llama model(micro_config(), &gen);
