@@ -194,6 +194,7 @@ ByteLevelBPE::ByteLevelBPE(const ByteLevelBPE& o)
       add_prefix_space(o.add_prefix_space),
       use_regex(o.use_regex),
       ignore_merges(o.ignore_merges),
+      individual_digits(o.individual_digits),
       id_to_token_(o.id_to_token_),
       token_to_id_(o.token_to_id_),
       merges_(o.merges_),
@@ -211,6 +212,7 @@ ByteLevelBPE& ByteLevelBPE::operator=(ByteLevelBPE o) noexcept {
   std::swap(add_prefix_space, o.add_prefix_space);
   std::swap(use_regex, o.use_regex);
   std::swap(ignore_merges, o.ignore_merges);
+  std::swap(individual_digits, o.individual_digits);
   std::swap(id_to_token_, o.id_to_token_);
   std::swap(token_to_id_, o.token_to_id_);
   std::swap(merges_, o.merges_);
@@ -241,6 +243,25 @@ std::vector<int32_t> ByteLevelBPE::encode(std::string_view text) const {
 }
 
 void ByteLevelBPE::encode_segment(std::string_view text, std::vector<int32_t>& ids) const {
+  if (individual_digits) {
+    // Digits first: each number character is a piece, the runs between go on to ByteLevel
+    size_t run = 0, i = 0;
+    while (i < text.size()) {
+      const detail::CharInfo c = detail::char_at(text, i);
+      if (c.cls == detail::kNumber) {
+        if (i > run) encode_pieces(text.substr(run, i - run), ids);
+        encode_pieces(text.substr(i, c.len), ids);
+        run = i + c.len;
+      }
+      i += c.len;
+    }
+    if (run < text.size()) encode_pieces(text.substr(run), ids);
+    return;
+  }
+  encode_pieces(text, ids);
+}
+
+void ByteLevelBPE::encode_pieces(std::string_view text, std::vector<int32_t>& ids) const {
   std::string prefixed;
   if (add_prefix_space && text[0] != ' ') {
     prefixed.reserve(text.size() + 1);
@@ -438,6 +459,11 @@ std::string ByteLevelBPE::to_json() const {
                         {"add_prefix_space", add_prefix_space},
                         {"trim_offsets", true},
                         {"use_regex", use_regex}};
+  if (individual_digits) {
+    ojson digits = {{"type", "Digits"}, {"individual_digits", true}};
+    j["pre_tokenizer"] = {{"type", "Sequence"},
+                          {"pretokenizers", ojson::array({digits, j["pre_tokenizer"]})}};
+  }
   j["post_processor"] = {{"type", "ByteLevel"},
                          {"add_prefix_space", true},
                          {"trim_offsets", false},
@@ -537,6 +563,7 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
     if (!empty_seq) fail("tokenizer.json: unsupported normalizer type '{}'", t);
   }
   const nlohmann::json* byte_level = nullptr;
+  bool digits = false;
   if (auto p = json_field(j, "pre_tokenizer")) {
     std::string t = json_type_of(*p, "pre_tokenizer");
     if (t == "ByteLevel") {
@@ -546,6 +573,16 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
       if (!seq || !seq->is_array()) fail("tokenizer.json: pre_tokenizer Sequence has no list");
       for (const auto& e : *seq) {
         std::string et = json_type_of(e, "pre_tokenizer");
+        if (et == "Digits" && !byte_level && !digits) {
+          auto each = json_field(e, "individual_digits");
+          if (!each || !each->is_boolean() || !each->get<bool>()) {
+            fail(
+                "tokenizer.json: a Digits pre_tokenizer without individual_digits is not "
+                "supported");
+          }
+          digits = true;
+          continue;
+        }
         if (et != "ByteLevel" || byte_level) {
           fail("tokenizer.json: unsupported pre_tokenizer type '{}' in a Sequence", et);
         }
@@ -610,6 +647,69 @@ ByteLevelBPE bpe_from_json(const nlohmann::json& j) {
   bpe.add_prefix_space = flag(*byte_level, "add_prefix_space", true);
   bpe.use_regex = flag(*byte_level, "use_regex", true);
   bpe.ignore_merges = flag(*model, "ignore_merges", false);
+  bpe.individual_digits = digits;
+  return bpe;
+}
+
+ByteLevelBPE bpe_from_gguf(const GgufFile& file) {
+  const std::string& where = file.path;
+  const GgufValue* model = file.find("tokenizer.ggml.model");
+  if (model == nullptr) fail("{}: no tokenizer in the metadata (tokenizer.ggml.model)", where);
+  const std::string& type = model->as_string("tokenizer.ggml.model");
+  if (type != "gpt2") {
+    fail(
+        "{}: tokenizer.ggml.model \"{}\" is not supported yet (moxing reads \"gpt2\", "
+        "byte-level BPE)",
+        where, type);
+  }
+  // llama.cpp names the pre-tokenizer; each name is a regex of its own
+  std::string pre = "default";
+  if (const GgufValue* p = file.find("tokenizer.ggml.pre"))
+    pre = p->as_string("tokenizer.ggml.pre");
+  if (pre != "default" && pre != "gpt2" && pre != "smollm") {
+    fail("{}: tokenizer.ggml.pre \"{}\" is not supported yet (moxing reads gpt2 and smollm)", where,
+         pre);
+  }
+  const std::vector<std::string> tokens =
+      file.get("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
+  std::vector<int64_t> types(tokens.size(), 1);
+  if (const GgufValue* t = file.find("tokenizer.ggml.token_type")) {
+    if (t->items.size() != tokens.size()) {
+      fail("{}: tokenizer.ggml.token_type has {} entries for {} tokens", where, t->items.size(),
+           tokens.size());
+    }
+    for (size_t i = 0; i < tokens.size(); ++i) types[i] = t->items[i].as_int("token_type");
+  }
+  std::unordered_map<std::string, int32_t> vocab;
+  std::vector<AddedToken> added;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto id = static_cast<int32_t>(i);
+    if (!vocab.emplace(tokens[i], id).second) {
+      fail("{}: token {} ('{}') appears twice in tokenizer.ggml.tokens", where, i, tokens[i]);
+    }
+    // 3: control (special), 4: user-defined; both are matched in the raw text
+    if (types[i] == 3 || types[i] == 4) {
+      AddedToken a;
+      a.id = id;
+      a.content = tokens[i];
+      a.special = types[i] == 3;
+      added.push_back(a);
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> merges;
+  if (const GgufValue* m = file.find("tokenizer.ggml.merges")) {
+    for (const std::string& line : m->as_strings("tokenizer.ggml.merges")) {
+      const size_t space = line.find(' ');
+      if (space == std::string::npos || space == 0 || space + 1 == line.size()) {
+        fail("{}: merge '{}' is not two tokens separated by a space", where, line);
+      }
+      merges.emplace_back(line.substr(0, space), line.substr(space + 1));
+    }
+  }
+  ByteLevelBPE bpe(std::move(vocab), std::move(merges), std::move(added));
+  bpe.add_prefix_space = false;
+  bpe.use_regex = true;
+  bpe.individual_digits = pre == "smollm";
   return bpe;
 }
 

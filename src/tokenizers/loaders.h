@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "moxing/io/gguf.h"
 #include "moxing/tokenizers/bpe.h"
 #include "moxing/tokenizers/char.h"
 
@@ -11,6 +12,8 @@ namespace moxing::tokenizers::detail {
 
 /// A BPE tokenizer.json (model type "BPE" with a ByteLevel pre-tokenizer).
 ByteLevelBPE bpe_from_json(const nlohmann::json& j);
+/// The byte-level BPE a GGUF file's metadata holds (tokenizer.ggml.model "gpt2").
+ByteLevelBPE bpe_from_gguf(const GgufFile& file);
 /// A character tokenizer.json (model "WordLevel" split per character, as CharTokenizer saves).
 CharTokenizer char_from_json(const nlohmann::json& j);
 /// The "added_tokens" array (absent: none).

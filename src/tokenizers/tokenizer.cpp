@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "loaders.h"
 #include "moxing/core/error.h"
 #include "moxing/io/file.h"
 #include "moxing/tokenizers/utf8.h"
@@ -109,6 +110,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     return load_tokenizer_folder(dir);
   }
   if (!fs::exists(path, ec)) fail("{}: no such file or directory", path);
+  if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
+    return std::make_unique<ByteLevelBPE>(detail::bpe_from_gguf(load_gguf(path)));
+  }
   return load_tokenizer_json(path);
 }
 

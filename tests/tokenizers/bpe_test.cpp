@@ -122,6 +122,38 @@ TEST(Bpe, AddedTokensWithStripFlagsMatchHF) {
   fs::remove_all(dir);
 }
 
+// SmolLM's pre-tokenizer (Digits with individual digits, then ByteLevel), read from
+// tokenizer.json and from a GGUF file's tokenizer.ggml.* metadata (llama.cpp's "smollm"), and
+// saved back: the ids Hugging Face tokenizers gives (make_gguf_tokenizer_fixture.py)
+TEST(Bpe, IndividualDigitsFromTokenizerJsonAndGgufMatchHF) {
+  std::ifstream f(kDir + "/bpe_digits_expected.json");
+  const nlohmann::json expected = nlohmann::json::parse(f);
+  auto from_json = load_tokenizer(kDir + "/bpe_digits/tokenizer.json");
+  auto from_gguf = load_tokenizer(kDir + "/bpe_digits.gguf");
+  std::string dir = temp_dir("digits");
+  from_gguf->save(dir);
+  auto saved = load_tokenizer(dir);
+  ASSERT_EQ(expected.size(), 4u);
+  for (const auto& [text, ids] : expected.items()) {
+    const auto want = ids.get<std::vector<int32_t>>();
+    EXPECT_EQ(from_json->encode(text), want) << text;
+    EXPECT_EQ(from_gguf->encode(text), want) << text;
+    EXPECT_EQ(saved->encode(text), want) << text;
+    EXPECT_EQ(from_gguf->decode(want), text);
+  }
+  EXPECT_TRUE(from_gguf->is_special(0));
+  EXPECT_EQ(from_gguf->vocab_size(), 800);
+  fs::remove_all(dir);
+  // a GGUF file without a tokenizer says so
+  try {
+    load_tokenizer(MOXING_FIXTURE_DIR "/gguf/tiny.gguf");
+    ADD_FAILURE() << "a GGUF file without a tokenizer loaded one";
+  } catch (const moxing::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no tokenizer in the metadata"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Bpe, SaveThenLoadGivesTheSameIds) {
   auto tok = load_tokenizer(kDir + "/bpe");
   std::string dir = temp_dir("save");

@@ -2,7 +2,8 @@
 // special tokens, then by the GPT-2 pattern into words, each word's bytes start as one token
 // each and merges are applied lowest rank first (leftmost on ties). Reads and writes
 // tokenizer.json and GPT-2 vocab.json + merges.txt; trains from a corpus like HF's
-// BpeTrainer. Not covered: normalizers, dropout, subword prefixes/suffixes, byte fallback.
+// BpeTrainer; a Digits pre-tokenizer (individual digits) may come first. Not covered: normalizers,
+// dropout, subword prefixes/suffixes, byte fallback.
 #pragma once
 
 #include <array>
@@ -84,11 +85,15 @@ class ByteLevelBPE : public Tokenizer {
   bool use_regex = true;
   /// HF BPE "ignore_merges": a word that is itself in the vocab maps to its id directly.
   bool ignore_merges = false;
+  /// HF's Digits pre-tokenizer with individual_digits before ByteLevel (SmolLM's, llama.cpp's
+  /// "smollm"): every \p{N} character is a piece of its own.
+  bool individual_digits = false;
   /// The tokenizer.json text (what save writes there).
   std::string to_json() const;
 
  private:
   void encode_segment(std::string_view text, std::vector<int32_t>& ids) const;
+  void encode_pieces(std::string_view text, std::vector<int32_t>& ids) const;
   void encode_word(std::string_view word, std::vector<int32_t>& ids) const;
   void merge_word(std::vector<int32_t>& syms) const;
 

@@ -48,8 +48,8 @@ class Tokenizer {
 /// A tokenizer from the text of a tokenizer.json; path names it in errors.
 std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std::string& path);
 /// path: a directory with tokenizer.json, or with the vocab files of a registered model
-/// (vocab.json + merges.txt, vocab.txt), or a tokenizer.json file. Errors name the path and
-/// what is missing or unsupported.
+/// (vocab.json + merges.txt, vocab.txt), a tokenizer.json file, or a .gguf file (its
+/// tokenizer.ggml.* metadata). Errors name the path and what is missing or unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 /// How one tokenizer.json model type is read; a model file registers it with
