@@ -843,9 +843,16 @@ nlohmann::json TrainSummary::to_json() const {
 
 namespace {
 
+bool is_gguf_file(const std::string& path) {
+  std::error_code ec;
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 &&
+         fs::is_regular_file(path, ec);
+}
+
 // The checkpoint folder a path names: itself, or a run folder's final/, best/ or latest.
 std::string resolve_checkpoint(const std::string& path) {
   MOXING_CHECK(fs::exists(path), "{} does not exist", path);
+  if (is_gguf_file(path)) return path;  // a model file (llama.cpp's format)
   if (fs::exists(fs::path(path) / "trainer_state.json") ||
       fs::exists(fs::path(path) / "config.json")) {
     return path;
@@ -878,7 +885,7 @@ LoadedRun load_run(const std::string& path) {
   if (fs::exists(dir / "trainer_state.json"))
     r.trainer_state = read_trainer_state(r.checkpoint_dir);
   if (r.trainer_state.contains("config")) r.config = Config::from_json(r.trainer_state["config"]);
-  if (fs::exists(dir / "config.json")) {
+  if (fs::exists(dir / "config.json") || is_gguf_file(r.checkpoint_dir)) {
     r.model = models::from_pretrained(r.checkpoint_dir);
     if (!r.trainer_state.contains("config")) {
       r.config.model.name = r.model.family->name;
