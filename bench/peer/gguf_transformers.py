@@ -1,0 +1,47 @@
+"""The transformers side of running a GGUF model (transformers dequantizes it to f32): the mean
+next-token loss of a text file in windows of the model's context, as `moxing perplexity` scores
+it, and the greedy tokens of a prompt, as `moxing generate --greedy` picks them. Prints JSON.
+Usage: python3 bench/peer/gguf_transformers.py MODEL.gguf --file TEXT [--prompt P] [--tokens N]
+"""
+import argparse
+import json
+import os
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--file", required=True)
+    p.add_argument("--prompt", default="The capital of France is")
+    p.add_argument("--tokens", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    folder, name = os.path.split(os.path.abspath(a.model))
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
+    ids = tok(open(a.file, encoding="utf-8").read(), return_tensors="pt").input_ids
+    window = model.config.max_position_embeddings
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for begin in range(0, ids.size(1), window):
+            x = ids[:, begin:begin + window]
+            if x.size(1) < 2:
+                break
+            logits = model(x).logits[:, :-1].double()
+            nll += torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="sum").item()
+            count += x.size(1) - 1
+        prompt = tok(a.prompt, return_tensors="pt").input_ids
+        out = model.generate(prompt, max_new_tokens=a.tokens, do_sample=False, eos_token_id=None,
+                             pad_token_id=tok.pad_token_id or 0)
+    new = out[0, prompt.size(1):]
+    print(json.dumps({"tokens": count, "loss": nll / count, "greedy_ids": new.tolist(),
+                      "greedy_text": tok.decode(new)}, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
