@@ -74,6 +74,20 @@ TEST(Cli, InfoTableNamesTensors) {
   EXPECT_NE(r.out.find("F32"), std::string::npos) << r.out;
 }
 
+TEST(Cli, InfoOnAGgufFileShowsTypesAndBitsPerWeight) {
+  Result r = run("info --json " MOXING_FIXTURE_DIR "/gguf/tiny.gguf");
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j.at("tensors").get<int64_t>(), 9);
+  EXPECT_EQ(j.at("types").at("Q4_K").at("weights").get<int64_t>(), 1024);
+  EXPECT_EQ(j.at("types").at("Q4_K").at("bytes").get<int64_t>(), 576);  // 4.5 bits per weight
+  EXPECT_EQ(j.at("metadata").at("general.architecture").get<std::string>(), "llama");
+  Result table = run("info " MOXING_FIXTURE_DIR "/gguf/tiny.gguf");
+  ASSERT_EQ(table.code, 0) << table.out;
+  EXPECT_NE(table.out.find("Q6_K"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("bits per weight"), std::string::npos) << table.out;
+}
+
 TEST(Cli, InfoOnABadFileFailsWithTheProblem) {
   std::string path = ::testing::TempDir() + "/three_bytes.safetensors";
   FILE* f = fopen(path.c_str(), "wb");

@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "moxing/core/error.h"
+#include "moxing/io/gguf.h"
 #include "moxing/io/safetensors.h"
 #include "moxing/train/estimate.h"
 #include "moxing/train/trainer.h"
@@ -183,8 +185,81 @@ int run_config_info(const std::string& path, bool json) {
 
 }  // namespace
 
+namespace {
+
+// A metadata value in one short line (arrays by their length and first items)
+std::string gguf_value_str(const GgufValue& v) {
+  switch (v.type) {
+    case GgufValueType::STRING:
+      return v.s.size() > 60 ? v.s.substr(0, 57) + "..." : v.s;
+    case GgufValueType::ARRAY:
+      return fmt::format("[{} {} values]", v.items.size(), gguf_value_type_name(v.array_type));
+    case GgufValueType::F32:
+    case GgufValueType::F64:
+      return fmt::format("{}", v.f);
+    default:
+      return v.is_integer() ? fmt::format("{}", v.as_int("value")) : "?";
+  }
+}
+
+// A GGUF file: metadata, each tensor's ggml type and shape, and the weights' bits per weight
+int run_gguf_info(const std::string& path, bool json) {
+  GgufFile f = load_gguf(path);
+  std::map<std::string, std::pair<uint64_t, uint64_t>> by_type;  // weights, bytes
+  uint64_t weights = 0, bytes = 0;
+  for (const GgufTensor& t : f.tensors) {
+    auto& [w, b] = by_type[ggml_type_name(static_cast<uint32_t>(t.type))];
+    w += static_cast<uint64_t>(t.numel());
+    b += t.nbytes;
+    weights += static_cast<uint64_t>(t.numel());
+    bytes += t.nbytes;
+  }
+  const double bpw =
+      weights > 0 ? 8.0 * static_cast<double>(bytes) / static_cast<double>(weights) : 0.0;
+  if (json) {
+    ojson j = {{"path", path},       {"version", f.version}, {"tensors", f.tensors.size()},
+               {"weights", weights}, {"bytes", bytes},       {"bits_per_weight", bpw}};
+    for (const auto& [type, wb] : by_type) {
+      j["types"][type] = {{"weights", wb.first}, {"bytes", wb.second}};
+    }
+    for (const auto& [key, v] : f.metadata) j["metadata"][key] = gguf_value_str(v);
+    for (const GgufTensor& t : f.tensors) {
+      j["tensor_list"].push_back({{"name", t.name},
+                                  {"type", ggml_type_name(static_cast<uint32_t>(t.type))},
+                                  {"shape", t.shape()}});
+    }
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format(
+      "{}: GGUF version {}, {} tensors, {} weights in {} ({:.2f} bits per "
+      "weight)\n",
+      path, f.version, f.tensors.size(), weights, human_bytes(bytes), bpw);
+  for (const auto& [type, wb] : by_type) {
+    std::cout << fmt::format("  {:<6} {:>12} weights  {:>10}  {:.2f} bits per weight\n", type,
+                             wb.first, human_bytes(wb.second),
+                             8.0 * static_cast<double>(wb.second) /
+                                 static_cast<double>(std::max<uint64_t>(wb.first, 1)));
+  }
+  std::cout << "metadata:\n";
+  for (const auto& [key, v] : f.metadata) {
+    std::cout << fmt::format("  {} = {}\n", key, gguf_value_str(v));
+  }
+  std::cout << "tensors:\n";
+  for (const GgufTensor& t : f.tensors) {
+    std::cout << fmt::format("  {:<40} {:<6} {}\n", t.name,
+                             ggml_type_name(static_cast<uint32_t>(t.type)), shape_str(t.shape()));
+  }
+  return 0;
+}
+
+}  // namespace
+
 int run_info(const std::string& path, bool json) {
   try {
+    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
+      return run_gguf_info(path, json);
+    }
     std::vector<SafetensorsFile> files;
     for (const std::string& f : files_of(path)) files.push_back(load_safetensors(f));
     if (json) {
@@ -209,10 +284,11 @@ Command add_info_command(CLI::App& app) {
   auto o = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
       "info",
-      "Show the tensors (name, dtype, shape), sizes and metadata of safetensors files; with "
-      "--config, the parameters and training memory of a config's model");
-  auto* path =
-      cmd->add_option("PATH", o->path, "A .safetensors file, or a folder of them (a checkpoint)");
+      "Show the tensors (name, dtype, shape), sizes and metadata of safetensors or GGUF files "
+      "(with each type's bits per weight); with --config, the parameters and training memory "
+      "of a config's model");
+  auto* path = cmd->add_option(
+      "PATH", o->path, "A .safetensors or .gguf file, or a folder of safetensors (a checkpoint)");
   auto* config = cmd->add_option("--config", o->config,
                                  "A training config (.toml), or a run, checkpoint or model "
                                  "folder: print its parameter count and training memory");
