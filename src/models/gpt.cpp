@@ -8,6 +8,7 @@
 
 #include "moxing/autograd/node.h"
 #include "moxing/models/family.h"
+#include "moxing/models/lm_attention.h"
 #include "moxing/nn/init.h"
 #include "moxing/ops/attention.h"
 #include "moxing/ops/elementwise.h"
@@ -126,28 +127,8 @@ Tensor GPTAttention::forward(const Tensor& x, Tensor* k_cache, Tensor* v_cache, 
   Tensor q = heads(0), k = heads(1), v = heads(2);
   std::optional<double> scale;
   if (!scale_attn_weights) scale = 1.0;
-  double p = is_training() ? attn_pdrop : 0.0;
-  Tensor y;
-  if (k_cache == nullptr) {
-    y = scaled_dot_product_attention(q, k, v, Tensor(), p, true, scale);
-  } else {
-    // the new keys and values go straight into the preallocated cache; attention reads the
-    // first past + T positions of it
-    const int64_t L = past + T;
-    k_cache->narrow(2, past, T).copy_(k);
-    v_cache->narrow(2, past, T).copy_(v);
-    Tensor k_all = k_cache->narrow(2, 0, L), v_all = v_cache->narrow(2, 0, L);
-    if (past == 0) {
-      y = scaled_dot_product_attention(q, k_all, v_all, Tensor(), p, true, scale);
-    } else if (T == 1) {
-      y = scaled_dot_product_attention(q, k_all, v_all, Tensor(), p, false, scale);
-    } else {
-      // query t sits at position past + t and attends keys s <= past + t (bottom-right aligned)
-      Tensor s = arange(L).reshape({1, L});
-      Tensor t = arange(static_cast<double>(past), static_cast<double>(L)).reshape({T, 1});
-      y = scaled_dot_product_attention(q, k_all, v_all, le(s, t), p, false, scale);
-    }
-  }
+  Tensor y = causal_self_attention(q, k, v, k_cache, v_cache, past,
+                                   is_training() ? attn_pdrop : 0.0, scale);
   y = y.transpose(1, 2).reshape({B, T, C});
   return resid_dropout->forward(c_proj->forward(y));
 }
@@ -238,27 +219,12 @@ KVCache GPT::make_cache(int64_t batch, int64_t capacity) const {
 }
 
 Tensor GPT::run_body(const Tensor& ids_in, KVCache* cache) {
-  MOXING_CHECK(ids_in.defined() && ids_in.dim() == 2, "GPT: ids must be 2-D (B,T), got shape {}",
-               ids_in.defined() ? shape_str(ids_in.shape()) : std::string("undefined"));
-  MOXING_CHECK(ids_in.dtype() == DType::i64 || ids_in.dtype() == DType::i32,
-               "GPT: ids must be i64 or i32, got {}", dtype_name(ids_in.dtype()));
-  Tensor ids = ids_in.to(DType::i64);
-  const int64_t B = ids.size(0), T = ids.size(1);
+  const int64_t HS = config_.n_embd / config_.n_head;
+  Tensor ids = check_lm_input(
+      ids_in, cache,
+      {"GPT", "n_positions", config_.n_positions, config_.n_layer, config_.n_head, HS});
+  const int64_t T = ids.size(1);
   const int64_t past = cache ? cache->length : 0;
-  MOXING_CHECK(T > 0, "GPT: ids hold no positions (shape {})", shape_str(ids.shape()));
-  MOXING_CHECK(past + T <= config_.n_positions,
-               "GPT: {} positions exceed the model's context of n_positions = {} tokens", past + T,
-               config_.n_positions);
-  if (cache) {
-    MOXING_CHECK(static_cast<int64_t>(cache->k.size()) == config_.n_layer &&
-                     cache->k[0].size(0) == B && cache->k[0].size(1) == config_.n_head &&
-                     cache->k[0].size(3) == config_.n_embd / config_.n_head,
-                 "GPT: the KV cache was made for another model or batch size (ids {})",
-                 shape_str(ids.shape()));
-    MOXING_CHECK(past + T <= cache->capacity(),
-                 "GPT: {} positions exceed the KV cache capacity of {}", past + T,
-                 cache->capacity());
-  }
   Tensor pos = arange(static_cast<double>(past), static_cast<double>(past + T));   // (T)
   Tensor x = add(transformer->wte->forward(ids), transformer->wpe->forward(pos));  // (B,T,C)
   x = transformer->drop->forward(x);

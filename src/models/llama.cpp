@@ -9,6 +9,7 @@
 #include "moxing/autograd/node.h"
 #include "moxing/models/family.h"
 #include "moxing/models/gguf_layout.h"
+#include "moxing/models/lm_attention.h"
 #include "moxing/nn/init.h"
 #include "moxing/ops/attention.h"
 #include "moxing/ops/elementwise.h"
@@ -98,13 +99,6 @@ std::shared_ptr<nn::Linear> llama_linear(int64_t in, int64_t out, bool bias, dou
   return l;
 }
 
-// (B,NKV,S,HD) -> (B,NKV*rep,S,HD): each key/value head serves rep query heads
-Tensor repeat_kv(const Tensor& x, int64_t rep) {
-  if (rep == 1) return x;
-  const int64_t B = x.size(0), NKV = x.size(1), S = x.size(2), HD = x.size(3);
-  return x.unsqueeze(2).expand({B, NKV, rep, S, HD}).reshape({B, NKV * rep, S, HD});
-}
-
 }  // namespace
 
 LlamaAttention::LlamaAttention(const LlamaConfig& config, Generator* gen)
@@ -132,28 +126,8 @@ Tensor LlamaAttention::forward(const Tensor& x, const Tensor& cos, const Tensor&
   Tensor q = apply_rotary(heads(q_proj->forward(x), n_head), cos, sin);
   Tensor k = apply_rotary(heads(k_proj->forward(x), n_kv_head), cos, sin);
   Tensor v = heads(v_proj->forward(x), n_kv_head);
-  const double p = is_training() ? attention_dropout : 0.0;
-  const int64_t rep = n_head / n_kv_head;
-  Tensor y;
-  if (k_cache == nullptr) {
-    y = scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), Tensor(), p, true);
-  } else {
-    const int64_t L = past + T;
-    k_cache->narrow(2, past, T).copy_(k);
-    v_cache->narrow(2, past, T).copy_(v);
-    Tensor k_all = repeat_kv(k_cache->narrow(2, 0, L), rep);
-    Tensor v_all = repeat_kv(v_cache->narrow(2, 0, L), rep);
-    if (past == 0) {
-      y = scaled_dot_product_attention(q, k_all, v_all, Tensor(), p, true);
-    } else if (T == 1) {
-      y = scaled_dot_product_attention(q, k_all, v_all, Tensor(), p, false);
-    } else {
-      // query t sits at position past + t and attends keys s <= past + t
-      Tensor s = arange(L).reshape({1, L});
-      Tensor t = arange(static_cast<double>(past), static_cast<double>(L)).reshape({T, 1});
-      y = scaled_dot_product_attention(q, k_all, v_all, le(s, t), p, false);
-    }
-  }
+  Tensor y = causal_self_attention(q, k, v, k_cache, v_cache, past,
+                                   is_training() ? attention_dropout : 0.0);
   return o_proj->forward(y.transpose(1, 2).reshape({B, T, n_head * HD}));
 }
 
@@ -236,28 +210,11 @@ KVCache Llama::make_cache(int64_t batch, int64_t capacity) const {
 }
 
 Tensor Llama::run_body(const Tensor& ids_in, KVCache* cache) {
-  MOXING_CHECK(ids_in.defined() && ids_in.dim() == 2, "Llama: ids must be 2-D (B,T), got shape {}",
-               ids_in.defined() ? shape_str(ids_in.shape()) : std::string("undefined"));
-  MOXING_CHECK(ids_in.dtype() == DType::i64 || ids_in.dtype() == DType::i32,
-               "Llama: ids must be i64 or i32, got {}", dtype_name(ids_in.dtype()));
-  Tensor ids = ids_in.to(DType::i64);
-  const int64_t B = ids.size(0), T = ids.size(1);
+  Tensor ids = check_lm_input(ids_in, cache,
+                              {"Llama", "max_position_embeddings", config_.max_position_embeddings,
+                               config_.num_hidden_layers, config_.kv_heads(), config_.head_size()});
+  const int64_t T = ids.size(1);
   const int64_t past = cache ? cache->length : 0;
-  MOXING_CHECK(T > 0, "Llama: ids hold no positions (shape {})", shape_str(ids.shape()));
-  MOXING_CHECK(past + T <= config_.max_position_embeddings,
-               "Llama: {} positions exceed the model's context of max_position_embeddings = {} "
-               "tokens",
-               past + T, config_.max_position_embeddings);
-  if (cache) {
-    MOXING_CHECK(static_cast<int64_t>(cache->k.size()) == config_.num_hidden_layers &&
-                     cache->k[0].size(0) == B && cache->k[0].size(1) == config_.kv_heads() &&
-                     cache->k[0].size(3) == config_.head_size(),
-                 "Llama: the KV cache was made for another model or batch size (ids {})",
-                 shape_str(ids.shape()));
-    MOXING_CHECK(past + T <= cache->capacity(),
-                 "Llama: {} positions exceed the KV cache capacity of {}", past + T,
-                 cache->capacity());
-  }
   Tensor x = model->embed_tokens->forward(ids);
   auto [cos, sin] = rotary_tables(past, T, config_.head_size(), config_.rope_theta, x.dtype());
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
