@@ -812,6 +812,8 @@ Tensor GgufFile::to_tensor(const std::string& name) const {
   return out;
 }
 
+bool has_gguf_extension(std::string_view path) { return path.ends_with(".gguf"); }
+
 GgufFile load_gguf(const std::string& path) {
   detail::FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) fail("{}: cannot open: {}", path, detail::errno_text(errno));

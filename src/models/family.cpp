@@ -318,7 +318,7 @@ Model from_gguf(const std::string& path, const PretrainedOptions& options, LoadR
 Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
                       LoadReport* report) {
   std::error_code ec;
-  if (ends_with(dir, ".gguf") && fs::is_regular_file(dir, ec)) {
+  if (has_gguf_extension(dir) && fs::is_regular_file(dir, ec)) {
     return from_gguf(dir, options, report);
   }
   json config = read_config_json(dir);

@@ -110,7 +110,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
     return load_tokenizer_folder(dir);
   }
   if (!fs::exists(path, ec)) fail("{}: no such file or directory", path);
-  if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
+  if (has_gguf_extension(path)) {
     return std::make_unique<ByteLevelBPE>(detail::bpe_from_gguf(load_gguf(path)));
   }
   return load_tokenizer_json(path);

@@ -15,6 +15,7 @@
 #include "moxing/core/error.h"
 #include "moxing/core/parallel.h"
 #include "moxing/io/checkpoint.h"
+#include "moxing/io/gguf.h"
 #include "moxing/io/safetensors.h"
 #include "moxing/ops/elementwise.h"
 #include "moxing/optim/clip.h"
@@ -845,8 +846,7 @@ namespace {
 
 bool is_gguf_file(const std::string& path) {
   std::error_code ec;
-  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 &&
-         fs::is_regular_file(path, ec);
+  return has_gguf_extension(path) && fs::is_regular_file(path, ec);
 }
 
 // The checkpoint folder a path names: itself, or a run folder's final/, best/ or latest.

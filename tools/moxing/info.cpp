@@ -257,7 +257,7 @@ int run_gguf_info(const std::string& path, bool json) {
 
 int run_info(const std::string& path, bool json) {
   try {
-    if (path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
+    if (has_gguf_extension(path)) {
       return run_gguf_info(path, json);
     }
     std::vector<SafetensorsFile> files;

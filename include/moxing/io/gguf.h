@@ -160,6 +160,10 @@ struct GgufFile {
   Tensor to_tensor(const std::string& name) const;
 };
 
+/// True when path ends in ".gguf" (how every loader tells a GGUF file from a folder or a
+/// tokenizer.json).
+bool has_gguf_extension(std::string_view path);
+
 /// Maps and validates a GGUF file. Throws moxing::Error "<path>: <problem>" for a missing,
 /// truncated or malformed file.
 GgufFile load_gguf(const std::string& path);
