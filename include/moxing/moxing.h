@@ -30,6 +30,7 @@
 #include "moxing/ops/linalg.h"
 #include "moxing/ops/loss.h"
 #include "moxing/ops/norm.h"
+#include "moxing/ops/quant.h"
 #include "moxing/ops/random.h"
 #include "moxing/ops/reduction.h"
 #include "moxing/ops/rnn.h"

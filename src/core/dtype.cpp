@@ -14,8 +14,64 @@ size_t dtype_size(DType t) {
     return sizeof(T);
     MOXING_FORALL_DTYPES(MOXING_DTYPE_SIZE)
 #undef MOXING_DTYPE_SIZE
+    default:
+      break;
+  }
+  if (is_quantized(t)) {
+    fail("{} is a quantized block type ({} weights in {} bytes): it has no element size",
+         dtype_name(t), dtype_block_numel(t), dtype_block_bytes(t));
   }
   fail("unknown dtype {}", static_cast<int>(t));
+}
+
+int64_t dtype_block_numel(DType t) {
+  switch (t) {
+#define MOXING_QDTYPE_BLOCK(e, name, ggml, block, bytes) \
+  case DType::e:                                         \
+    return block;
+    MOXING_FORALL_QUANT_DTYPES(MOXING_QDTYPE_BLOCK)
+#undef MOXING_QDTYPE_BLOCK
+    default:
+      return 1;
+  }
+}
+
+size_t dtype_block_bytes(DType t) {
+  switch (t) {
+#define MOXING_QDTYPE_BYTES(e, name, ggml, block, bytes) \
+  case DType::e:                                         \
+    return bytes;
+    MOXING_FORALL_QUANT_DTYPES(MOXING_QDTYPE_BYTES)
+#undef MOXING_QDTYPE_BYTES
+    default:
+      return dtype_size(t);
+  }
+}
+
+size_t dtype_nbytes(DType t, int64_t numel) {
+  const int64_t block = dtype_block_numel(t);
+  MOXING_CHECK(numel % block == 0, "{} values are not whole {} blocks of {} weights", numel,
+               dtype_name(t), block);
+  return static_cast<size_t>(numel / block) * dtype_block_bytes(t);
+}
+
+std::optional<uint32_t> dtype_ggml_type(DType t) {
+  switch (t) {
+#define MOXING_QDTYPE_GGML(e, name, ggml, block, bytes) \
+  case DType::e:                                        \
+    return ggml;
+    MOXING_FORALL_QUANT_DTYPES(MOXING_QDTYPE_GGML)
+#undef MOXING_QDTYPE_GGML
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<DType> quant_dtype_of_ggml(uint32_t ggml_type) {
+  for (DType t : kQuantDTypes) {
+    if (dtype_ggml_type(t) == ggml_type) return t;
+  }
+  return std::nullopt;
 }
 
 const char* dtype_name(DType t) {
@@ -25,6 +81,11 @@ const char* dtype_name(DType t) {
     return name;
     MOXING_FORALL_DTYPES(MOXING_DTYPE_NAME)
 #undef MOXING_DTYPE_NAME
+#define MOXING_QDTYPE_NAME(e, name, ggml, block, bytes) \
+  case DType::e:                                        \
+    return name;
+    MOXING_FORALL_QUANT_DTYPES(MOXING_QDTYPE_NAME)
+#undef MOXING_QDTYPE_NAME
   }
   return "?";
 }
@@ -36,7 +97,10 @@ const char* dtype_safetensors_name(DType t) {
     return st;
     MOXING_FORALL_DTYPES(MOXING_DTYPE_ST_NAME)
 #undef MOXING_DTYPE_ST_NAME
+    default:
+      break;
   }
+  if (is_quantized(t)) return nullptr;
   fail("unknown dtype {}", static_cast<int>(t));
 }
 
@@ -47,7 +111,10 @@ const char* dtype_torch_name(DType t) {
     return torch;
     MOXING_FORALL_DTYPES(MOXING_DTYPE_TORCH_NAME)
 #undef MOXING_DTYPE_TORCH_NAME
+    default:
+      break;
   }
+  if (is_quantized(t)) return nullptr;
   fail("unknown dtype {}", static_cast<int>(t));
 }
 
@@ -58,12 +125,17 @@ bool is_floating(DType t) {
     return fl;
     MOXING_FORALL_DTYPES(MOXING_DTYPE_FLOATING)
 #undef MOXING_DTYPE_FLOATING
+    default:
+      break;
   }
   return false;
 }
 
 std::optional<DType> dtype_from_name(const std::string& name) {
   for (DType t : kAllDTypes) {
+    if (name == dtype_name(t)) return t;
+  }
+  for (DType t : kQuantDTypes) {
     if (name == dtype_name(t)) return t;
   }
   return std::nullopt;

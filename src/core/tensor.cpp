@@ -15,6 +15,17 @@ namespace moxing {
 
 namespace {
 thread_local Device t_default_device = kCPU;
+
+// A quantized tensor holds whole blocks along its last dimension.
+void check_block_shape(const Shape& shape, DType dtype) {
+  const int64_t block = dtype_block_numel(dtype);
+  if (block == 1) return;
+  MOXING_CHECK(!shape.empty() && shape.back() % block == 0,
+               "a {} tensor holds blocks of {} weights along its last dimension, and shape {} "
+               "does not divide into them (keep such a tensor in f32, or pick a type with a "
+               "smaller block such as q8_0)",
+               dtype_name(dtype), block, shape_str(shape));
+}
 }  // namespace
 
 Device default_device() { return t_default_device; }
@@ -108,8 +119,7 @@ void Tensor::check_has_values(const char* op) const { moxing::check_has_values(o
 void* Tensor::raw_data() const {
   auto* i = checked();
   check_has_values("data");
-  return static_cast<char*>(i->storage->data) +
-         i->offset * static_cast<int64_t>(dtype_size(i->dtype));
+  return static_cast<char*>(i->storage->data) + dtype_nbytes(i->dtype, i->offset);
 }
 
 namespace {
@@ -240,8 +250,9 @@ static Tensor make_tensor(const Shape& shape, const TensorOptions& options) {
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = options.dtype();
-  impl->storage = Storage::allocate(
-      static_cast<size_t>(shape_numel(shape)) * dtype_size(options.dtype()), options.device());
+  check_block_shape(shape, options.dtype());
+  impl->storage =
+      Storage::allocate(dtype_nbytes(options.dtype(), shape_numel(shape)), options.device());
   return Tensor(impl);
 }
 
@@ -265,7 +276,7 @@ Tensor full(const Shape& shape, double value, TensorOptions options) {
 Tensor zeros(const Shape& shape, TensorOptions options) {
   Tensor t = make_tensor(shape, options);
   if (t.is_meta()) return t;
-  std::memset(t.raw_data(), 0, static_cast<size_t>(t.numel()) * dtype_size(options.dtype()));
+  std::memset(t.raw_data(), 0, dtype_nbytes(options.dtype(), t.numel()));
   return t;
 }
 Tensor ones(const Shape& shape, TensorOptions options) { return full(shape, 1.0, options); }
@@ -340,6 +351,7 @@ template Tensor from_vector(const std::vector<double>&, const Shape&);
 template Tensor from_vector(const std::vector<int64_t>&, const Shape&);
 template Tensor from_vector(const std::vector<int32_t>&, const Shape&);
 template Tensor from_vector(const std::vector<uint8_t>&, const Shape&);
+template Tensor from_vector(const std::vector<int8_t>&, const Shape&);
 template Tensor from_vector(const std::vector<bool>&, const Shape&);
 
 Tensor tensor(std::initializer_list<float> values, const Shape& shape) {
@@ -348,7 +360,7 @@ Tensor tensor(std::initializer_list<float> values, const Shape& shape) {
 
 Tensor from_blob_copy(const void* data, const Shape& shape, DType dtype) {
   Tensor t = make_tensor(shape, TensorOptions(dtype).device(kCPU));
-  std::memcpy(t.raw_data(), data, static_cast<size_t>(t.numel()) * dtype_size(dtype));
+  std::memcpy(t.raw_data(), data, dtype_nbytes(dtype, t.numel()));
   return t;
 }
 
@@ -359,7 +371,8 @@ Tensor from_blob(void* data, const Shape& shape, DType dtype, std::shared_ptr<vo
   impl->dtype = dtype;
   auto s = std::make_shared<Storage>();
   s->data = data;
-  s->nbytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  check_block_shape(shape, dtype);
+  s->nbytes = dtype_nbytes(dtype, shape_numel(shape));
   s->owner = std::move(owner);
   impl->storage = s;
   return Tensor(impl);

@@ -19,6 +19,7 @@
 
 #include "io/file_util.h"
 #include "moxing/core/error.h"
+#include "moxing/ops/quant.h"
 
 namespace moxing {
 
@@ -95,6 +96,7 @@ std::optional<DType> plain_dtype(GgmlType t) {
 }
 
 std::optional<GgmlType> ggml_type_of(DType d) {
+  if (std::optional<uint32_t> q = dtype_ggml_type(d)) return static_cast<GgmlType>(*q);
   switch (d) {
     case DType::f32:
       return GgmlType::F32;
@@ -480,87 +482,6 @@ float f16_at(const uint8_t* p) {
   return from_f16(h);
 }
 
-// ggml's 6-bit scale and min j (0-7) of a Q4_K / Q5_K super-block
-void scale_min_k4(int j, const uint8_t* q, int& d, int& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
-void dequantize_blocks(GgmlType type, const uint8_t* p, int64_t blocks, float* y) {
-  switch (type) {
-    case GgmlType::Q8_0:
-      for (int64_t b = 0; b < blocks; ++b, p += 34, y += 32) {
-        const float d = f16_at(p);
-        for (int j = 0; j < 32; ++j) y[j] = d * static_cast<float>(static_cast<int8_t>(p[2 + j]));
-      }
-      return;
-    case GgmlType::Q4_0:
-      for (int64_t b = 0; b < blocks; ++b, p += 18, y += 32) {
-        const float d = f16_at(p);
-        const uint8_t* q = p + 2;
-        for (int j = 0; j < 16; ++j) {
-          y[j] = d * static_cast<float>((q[j] & 0xF) - 8);
-          y[j + 16] = d * static_cast<float>((q[j] >> 4) - 8);
-        }
-      }
-      return;
-    case GgmlType::Q4_1:
-      for (int64_t b = 0; b < blocks; ++b, p += 20, y += 32) {
-        const float d = f16_at(p), m = f16_at(p + 2);
-        const uint8_t* q = p + 4;
-        for (int j = 0; j < 16; ++j) {
-          y[j] = d * static_cast<float>(q[j] & 0xF) + m;
-          y[j + 16] = d * static_cast<float>(q[j] >> 4) + m;
-        }
-      }
-      return;
-    case GgmlType::Q4_K:
-      for (int64_t b = 0; b < blocks; ++b, p += 144) {
-        const float d = f16_at(p), dmin = f16_at(p + 2);
-        const uint8_t* scales = p + 4;
-        const uint8_t* q = p + 16;
-        for (int j = 0, is = 0; j < 256; j += 64, is += 2, q += 32) {
-          int sc, m;
-          scale_min_k4(is, scales, sc, m);
-          const float d1 = d * static_cast<float>(sc), m1 = dmin * static_cast<float>(m);
-          scale_min_k4(is + 1, scales, sc, m);
-          const float d2 = d * static_cast<float>(sc), m2 = dmin * static_cast<float>(m);
-          for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
-          for (int l = 0; l < 32; ++l) *y++ = d2 * static_cast<float>(q[l] >> 4) - m2;
-        }
-      }
-      return;
-    case GgmlType::Q6_K:
-      for (int64_t b = 0; b < blocks; ++b, p += 210) {
-        const uint8_t* ql = p;
-        const uint8_t* qh = p + 128;
-        const auto* sc = reinterpret_cast<const int8_t*>(p + 192);
-        const float d = f16_at(p + 208);
-        for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
-          for (int l = 0; l < 32; ++l) {
-            const int is = l / 16;
-            const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-            const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-            const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-            const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-            y[l] = d * static_cast<float>(sc[is] * q1);
-            y[l + 32] = d * static_cast<float>(sc[is + 2] * q2);
-            y[l + 64] = d * static_cast<float>(sc[is + 4] * q3);
-            y[l + 96] = d * static_cast<float>(sc[is + 6] * q4);
-          }
-        }
-      }
-      return;
-    default:
-      fail("dequantize: ggml type {} is not read yet", ggml_type_name(static_cast<uint32_t>(type)));
-  }
-}
-
 }  // namespace
 
 std::optional<GgmlTypeInfo> ggml_type_info(uint32_t type) {
@@ -581,14 +502,9 @@ bool ggml_type_dequantizes(GgmlType type) {
     case GgmlType::F16:
     case GgmlType::BF16:
     case GgmlType::F64:
-    case GgmlType::Q8_0:
-    case GgmlType::Q4_0:
-    case GgmlType::Q4_1:
-    case GgmlType::Q4_K:
-    case GgmlType::Q6_K:
       return true;
     default:
-      return false;
+      return quant_dtype_of_ggml(static_cast<uint32_t>(type)).has_value();
   }
 }
 
@@ -617,10 +533,15 @@ void dequantize_ggml(GgmlType type, const uint8_t* data, int64_t n, float* out) 
     default:
       break;
   }
+  const std::optional<DType> q = quant_dtype_of_ggml(static_cast<uint32_t>(type));
+  if (!q)
+    fail("dequantize: ggml type {} is not read yet", ggml_type_name(static_cast<uint32_t>(type)));
   const GgmlTypeInfo info = *ggml_type_info(static_cast<uint32_t>(type));
   MOXING_CHECK(n % info.block_size == 0, "dequantize: {} weights are not whole {} blocks of {}", n,
                info.name, info.block_size);
-  dequantize_blocks(type, data, n / info.block_size, out);
+  auto* bytes = const_cast<uint8_t*>(data);
+  Tensor view = from_blob(bytes, {n}, *q, nullptr);
+  std::memcpy(out, dequantize(view).data<float>(), static_cast<size_t>(n) * sizeof(float));
 }
 
 const char* gguf_value_type_name(GgufValueType type) {
@@ -792,24 +713,28 @@ const GgufTensor& GgufFile::tensor(const std::string& name) const {
        tensors.size() > 10 ? fmt::format(", and {} more", tensors.size() - 10) : "");
 }
 
-Tensor GgufFile::to_tensor(const std::string& name) const {
+Tensor GgufFile::view(const std::string& name) const {
   const GgufTensor& t = tensor(name);
   const Shape shape = t.shape();
-  if (std::optional<DType> d = plain_dtype(t.type)) {
-    if (t.nbytes == 0) return empty(shape, TensorOptions(*d).device(kCPU));
-    auto* p = const_cast<uint8_t*>(t.data);
-    if (reinterpret_cast<uintptr_t>(p) % dtype_size(*d) == 0) return from_blob(p, shape, *d, owner);
-    return from_blob_copy(p, shape, *d);
-  }
-  if (!ggml_type_dequantizes(t.type)) {
+  std::optional<DType> d = plain_dtype(t.type);
+  if (!d) d = quant_dtype_of_ggml(static_cast<uint32_t>(t.type));
+  if (!d) {
     fail(
         "{}: tensor '{}' is {}, a type moxing does not read yet (it reads F32, F16, BF16, F64, "
         "I32, I64, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K)",
         path, name, ggml_type_name(static_cast<uint32_t>(t.type)));
   }
-  Tensor out = empty(shape, TensorOptions(DType::f32).device(kCPU));
-  dequantize_ggml(t.type, t.data, t.numel(), out.data<float>());
-  return out;
+  if (t.nbytes == 0) return empty(shape, TensorOptions(*d).device(kCPU));
+  auto* p = const_cast<uint8_t*>(t.data);
+  // blocks start with f16 scales: 2-byte alignment is all a quantized type needs
+  const size_t align = is_quantized(*d) ? 2 : dtype_size(*d);
+  if (reinterpret_cast<uintptr_t>(p) % align == 0) return from_blob(p, shape, *d, owner);
+  return from_blob_copy(p, shape, *d);
+}
+
+Tensor GgufFile::to_tensor(const std::string& name) const {
+  Tensor t = view(name);
+  return is_quantized(t.dtype()) ? dequantize(t) : t;
 }
 
 bool has_gguf_extension(std::string_view path) { return path.ends_with(".gguf"); }
@@ -853,8 +778,7 @@ GgufTensorData gguf_tensor_data(const std::string& name, const Tensor& t) {
   d.type = *type;
   d.dims.assign(t.shape().rbegin(), t.shape().rend());
   const Tensor c = t.is_contiguous() ? t : t.detach().contiguous();
-  d.bytes.assign(static_cast<const char*>(c.raw_data()),
-                 static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
+  d.bytes.assign(static_cast<const char*>(c.raw_data()), dtype_nbytes(c.dtype(), c.numel()));
   return d;
 }
 

@@ -2,11 +2,13 @@
 #include "moxing/ops/shape.h"
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "kernels/copy.h"
 #include "moxing/autograd/node.h"
 #include "moxing/ops/elementwise.h"
+#include "moxing/ops/quant.h"
 
 namespace moxing {
 
@@ -339,7 +341,42 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   return split(x, size, d);
 }
 
+namespace {
+
+// A quantized tensor copies whole rows of blocks: any view whose last dim is contiguous.
+Tensor clone_quantized(const Tensor& x) {
+  MOXING_CHECK(x.is_contiguous() || (x.dim() >= 1 && x.stride(-1) == 1),
+               "clone: a {} view of shape {} with strides {} splits its blocks; only whole rows "
+               "of a quantized tensor can be rearranged",
+               dtype_name(x.dtype()), shape_str(x.shape()), shape_str(x.strides()));
+  Tensor out = empty(x.shape(), x.options());
+  if (out.is_meta() || out.numel() == 0) return out;
+  if (x.is_contiguous()) {
+    std::memcpy(out.raw_data(), x.raw_data(), dtype_nbytes(x.dtype(), x.numel()));
+    return out;
+  }
+  const size_t row_bytes = dtype_nbytes(x.dtype(), x.size(-1));
+  const int64_t lead = x.dim() - 1, rows = x.numel() / x.size(-1);
+  const auto* src = static_cast<const char*>(x.raw_data());
+  auto* dst = static_cast<char*>(out.raw_data());
+  std::vector<int64_t> idx(static_cast<size_t>(lead), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t off = 0;
+    for (int64_t d = 0; d < lead; ++d) off += idx[static_cast<size_t>(d)] * x.stride(d);
+    std::memcpy(dst + static_cast<size_t>(r) * row_bytes, src + dtype_nbytes(x.dtype(), off),
+                row_bytes);
+    for (int64_t d = lead - 1; d >= 0; --d) {
+      if (++idx[static_cast<size_t>(d)] < x.size(d)) break;
+      idx[static_cast<size_t>(d)] = 0;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Tensor clone(const Tensor& x) {
+  if (is_quantized(x.dtype())) return clone_quantized(x);
   Tensor out = empty(x.shape(), x.options());
   copy_into(out, x);
   autograd::record("clone", {out}, {x},
@@ -365,6 +402,9 @@ Tensor to_device(const Tensor& x, Device device, DType dtype) {
 
 Tensor to_dtype(const Tensor& x, DType dtype) {
   if (x.dtype() == dtype) return x;
+  // quantized types convert through f32: dequantize, quantize (neither differentiable)
+  if (is_quantized(x.dtype())) return to_dtype(dequantize(contiguous(x)), dtype);
+  if (is_quantized(dtype)) return quantize(x, dtype);
   Tensor out = empty(x.shape(), x.options().dtype(dtype));
   copy_into(out, x);
   if (is_floating(dtype) && is_floating(x.dtype())) {

@@ -30,6 +30,7 @@ TEST(DType, SizesAndNames) {
   EXPECT_EQ(dtype_size(DType::i64), 8u);
   EXPECT_EQ(dtype_size(DType::i32), 4u);
   EXPECT_EQ(dtype_size(DType::u8), 1u);
+  EXPECT_EQ(dtype_size(DType::i8), 1u);
   EXPECT_EQ(dtype_size(DType::boolean), 1u);
   EXPECT_STREQ(dtype_name(DType::f32), "f32");
   EXPECT_STREQ(dtype_name(DType::f64), "f64");
@@ -38,6 +39,7 @@ TEST(DType, SizesAndNames) {
   EXPECT_STREQ(dtype_name(DType::i64), "i64");
   EXPECT_STREQ(dtype_name(DType::i32), "i32");
   EXPECT_STREQ(dtype_name(DType::u8), "u8");
+  EXPECT_STREQ(dtype_name(DType::i8), "i8");
   EXPECT_STREQ(dtype_name(DType::boolean), "bool");
   int floating = 0;
   for (DType t : kAll) floating += is_floating(t) ? 1 : 0;
@@ -50,8 +52,9 @@ TEST(DType, SizesAndNames) {
 // Every row of MOXING_FORALL_DTYPES: each query agrees with the row's C++ type, and every name
 // maps back to its dtype.
 TEST(DType, TableIsConsistentForEveryDtype) {
-  EXPECT_EQ(static_cast<int>(kAllDTypes.size()), kNumDTypes);
-  for (int k = 0; k < kNumDTypes; ++k) {
+  EXPECT_EQ(static_cast<int>(kAllDTypes.size()), kNumElementDTypes);
+  EXPECT_EQ(kNumElementDTypes + kNumQuantDTypes, kNumDTypes);
+  for (int k = 0; k < kNumElementDTypes; ++k) {
     DType t = kAllDTypes[static_cast<size_t>(k)];
     EXPECT_EQ(static_cast<int>(t), k) << "table order is enum order";
     visit_dtype(t, [&](auto tag) {
@@ -65,6 +68,17 @@ TEST(DType, TableIsConsistentForEveryDtype) {
     EXPECT_EQ(dtype_from_name(dtype_name(t)), t) << dtype_name(t);
     EXPECT_EQ(dtype_from_safetensors_name(dtype_safetensors_name(t)), t) << dtype_name(t);
     EXPECT_EQ(std::string(dtype_torch_name(t)).rfind("torch.", 0), 0u) << dtype_name(t);
+  }
+  // the quantized rows: enum order after the element types, names both ways, no file names
+  for (int k = 0; k < kNumQuantDTypes; ++k) {
+    DType t = kQuantDTypes[static_cast<size_t>(k)];
+    EXPECT_EQ(static_cast<int>(t), kNumElementDTypes + k);
+    EXPECT_TRUE(is_quantized(t));
+    EXPECT_FALSE(is_floating(t));
+    EXPECT_EQ(dtype_from_name(dtype_name(t)), t);
+    EXPECT_EQ(quant_dtype_of_ggml(*dtype_ggml_type(t)), t);
+    EXPECT_EQ(dtype_safetensors_name(t), nullptr);
+    EXPECT_EQ(dtype_torch_name(t), nullptr);
   }
   EXPECT_EQ(dtype_from_name("float32"), std::nullopt);
   EXPECT_EQ(dtype_from_safetensors_name("f32"), std::nullopt);

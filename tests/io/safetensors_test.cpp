@@ -309,8 +309,9 @@ std::vector<BadCase> bad_cases() {
       {"entry not an object", make_file(R"({"a":5})", ""), "tensor 'a': entry is not an object: 5"},
       {"missing dtype", make_file(R"({"a":{"shape":[],"data_offsets":[0,4]}})", d8.substr(4)),
        "tensor 'a': missing or non-string dtype"},
-      {"unknown dtype", make_file("{" + entry("a", "I8", "[2]", "[0,2]") + "}", "xy"),
-       "tensor 'a': unknown dtype 'I8' (moxing reads F32, F64, BF16, F16, I64, I32, U8, BOOL)"},
+      {"unknown dtype", make_file("{" + entry("a", "I16", "[1]", "[0,2]") + "}", "xy"),
+       "tensor 'a': unknown dtype 'I16' (moxing reads F32, F64, BF16, F16, I64, I32, U8, I8, "
+       "BOOL)"},
       {"negative dimension", make_file("{" + entry("a", "F32", "[-1,2]", "[0,8]") + "}", d8),
        "tensor 'a': shape [-1,2] has a negative dimension"},
       {"fractional dimension", make_file("{" + entry("a", "F32", "[1.5]", "[0,8]") + "}", d8),

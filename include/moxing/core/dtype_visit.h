@@ -11,7 +11,8 @@
 
 namespace moxing {
 
-/// Calls f(T{}) with T the element type of t (from MOXING_FORALL_DTYPES).
+/// Calls f(T{}) with T the element type of t (from MOXING_FORALL_DTYPES); an error for a
+/// quantized type.
 template <class F>
 decltype(auto) visit_dtype(DType t, F&& f) {
   switch (t) {
@@ -20,6 +21,12 @@ decltype(auto) visit_dtype(DType t, F&& f) {
     return f(T{});
     MOXING_FORALL_DTYPES(MOXING_DTYPE_VISIT)
 #undef MOXING_DTYPE_VISIT
+    default:
+      break;
+  }
+  if (is_quantized(t)) {
+    fail("{} is a quantized block type, not an element type: dequantize it with .to(f32) first",
+         dtype_name(t));
   }
   fail("unknown dtype {}", static_cast<int>(t));
 }

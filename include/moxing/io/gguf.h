@@ -158,6 +158,9 @@ struct GgufFile {
   /// the file (or copy where unaligned), the quantized types dequantize to f32; an unsupported
   /// type is an error naming it.
   Tensor to_tensor(const std::string& name) const;
+  /// The tensor in its own type, viewing the file's bytes (a copy where misaligned): the plain
+  /// types as to_tensor, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K as the quantized dtypes.
+  Tensor view(const std::string& name) const;
 };
 
 /// True when path ends in ".gguf" (how every loader tells a GGUF file from a folder or a
@@ -177,7 +180,7 @@ struct GgufTensorData {
   GgmlType type = GgmlType::F32;
   std::string bytes;
 };
-/// A moxing tensor (f32, f16, bf16, f64, i32, i64) as a tensor to write.
+/// A moxing tensor (f32, f16, bf16, f64, i32, i64 or a quantized dtype) as a tensor to write.
 GgufTensorData gguf_tensor_data(const std::string& name, const Tensor& t);
 
 /// The bytes of a version-3 GGUF file; general.alignment in metadata (a uint32) sets the

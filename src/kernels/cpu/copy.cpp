@@ -38,6 +38,7 @@ MOXING_REGISTER_KERNEL(copy_forward, cpu, f16, copy<Half>);
 MOXING_REGISTER_KERNEL(copy_forward, cpu, i64, copy<int64_t>);
 MOXING_REGISTER_KERNEL(copy_forward, cpu, i32, copy<int32_t>);
 MOXING_REGISTER_KERNEL(copy_forward, cpu, u8, copy<uint8_t>);
+MOXING_REGISTER_KERNEL(copy_forward, cpu, i8, copy<int8_t>);
 MOXING_REGISTER_KERNEL(copy_forward, cpu, boolean, copy<bool>);
 
 }  // namespace moxing::kernels::cpu

@@ -1,0 +1,129 @@
+// quantize / dequantize and the products with quantized weights: argument checks, output
+// shapes, the kernel calls and the backward wrt the f32 inputs.
+#include "moxing/ops/quant.h"
+
+#include "kernels/quant.h"
+#include "moxing/autograd/node.h"
+#include "moxing/ops/elementwise.h"
+#include "moxing/ops/shape.h"
+
+namespace moxing {
+
+namespace kernels {
+MOXING_DEFINE_KERNEL(quantize_rows, QuantizeFn);
+MOXING_DEFINE_KERNEL(dequantize_rows, DequantizeFn);
+MOXING_DEFINE_KERNEL(quant_matmul, QuantMatmulFn);
+MOXING_DEFINE_KERNEL(quant_matmul_grad, QuantMatmulGradFn);
+}  // namespace kernels
+
+namespace {
+
+void check_quantized(const char* op, const Tensor& q, const char* what) {
+  MOXING_CHECK(q.defined(), "{}: {} is undefined", op, what);
+  MOXING_CHECK(is_quantized(q.dtype()),
+               "{}: {} must have a quantized dtype (q8_0, q4_0, q4_1, q4_k, q6_k), got {}", op,
+               what, dtype_name(q.dtype()));
+  MOXING_CHECK(q.is_contiguous(), "{}: {} of shape {} must be contiguous", op, what,
+               shape_str(q.shape()));
+}
+
+}  // namespace
+
+Tensor quantize(const Tensor& x, DType type) {
+  MOXING_CHECK(x.defined(), "quantize: undefined tensor");
+  MOXING_CHECK(is_quantized(type), "quantize: {} is not a quantized dtype (q8_0, q4_0, q4_1, q4_k)",
+               dtype_name(type));
+  MOXING_CHECK(x.dim() >= 1 && x.size(-1) % dtype_block_numel(type) == 0,
+               "quantize: {} stores blocks of {} values along the last dimension, and shape {} "
+               "does not divide into them",
+               dtype_name(type), dtype_block_numel(type), shape_str(x.shape()));
+  Tensor xf = contiguous(x.detach().to(DType::f32));
+  Tensor out = empty(x.shape(), x.options().dtype(type));
+  if (out.is_meta() || out.numel() == 0) return out;
+  kernels::quantize_rows().get(x.device(), type)(xf.data<float>(), xf.numel(), out.raw_data());
+  return out;
+}
+
+Tensor dequantize(const Tensor& q) {
+  check_quantized("dequantize", q, "the tensor");
+  Tensor out = empty(q.shape(), q.options().dtype(DType::f32));
+  if (out.is_meta() || out.numel() == 0) return out;
+  kernels::dequantize_rows().get(q.device(), q.dtype())(q.raw_data(), q.numel(), out.data<float>());
+  return out;
+}
+
+Tensor quantized_linear(const Tensor& x, const Tensor& w, const Tensor& b, bool f32_compute) {
+  check_quantized("quantized_linear", w, "weight");
+  MOXING_CHECK(x.defined() && x.dtype() == DType::f32,
+               "quantized_linear: the input must be f32, got {}",
+               x.defined() ? dtype_name(x.dtype()) : "an undefined tensor");
+  check_same_device("quantized_linear", {x, w, b});
+  MOXING_CHECK(w.dim() == 2, "quantized_linear: weight must be 2-D (C_out, C_in), got shape {}",
+               shape_str(w.shape()));
+  MOXING_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1),
+               "quantized_linear: input shape {} does not match weight shape {} (C_in {} vs {})",
+               shape_str(x.shape()), shape_str(w.shape()), x.dim() >= 1 ? x.size(-1) : 0,
+               w.size(1));
+  const int64_t N = w.size(0), K = w.size(1);
+  const int64_t M = x.numel() / std::max<int64_t>(K, 1);
+  Shape out_shape = x.shape();
+  out_shape.back() = N;
+  Tensor xc = contiguous(x.detach());
+  Tensor out = empty(out_shape, x.options());
+  if (!out.is_meta() && out.numel() > 0) {
+    kernels::quant_matmul().get(x.device(), w.dtype())(xc.data<float>(), M, K, w.raw_data(), N,
+                                                       out.data<float>(), f32_compute);
+  }
+  if (autograd::any_requires_grad({x})) {
+    Tensor wd = w.detach();
+    Shape x_shape = x.shape();
+    autograd::record("quantized_linear", {out}, {x},
+                     [wd, x_shape, M, N, K](const std::vector<Tensor>& g) {
+                       Tensor gc = contiguous(g[0]);
+                       Tensor dx = empty(x_shape, gc.options());
+                       if (!dx.is_meta() && dx.numel() > 0) {
+                         kernels::quant_matmul_grad().get(gc.device(), wd.dtype())(
+                             gc.data<float>(), M, N, wd.raw_data(), K, dx.data<float>());
+                       }
+                       return std::vector<Tensor>{dx};
+                     });
+  }
+  if (b.defined()) {
+    MOXING_CHECK(b.dim() == 1 && b.size(0) == N,
+                 "quantized_linear: bias shape {} does not match weight shape {} (expected [{}])",
+                 shape_str(b.shape()), shape_str(w.shape()), N);
+    return add(out, b);
+  }
+  return out;
+}
+
+Tensor quantized_embedding(const Tensor& table, const Tensor& ids) {
+  check_quantized("quantized_embedding", table, "table");
+  MOXING_CHECK(ids.defined() && ids.dtype() == DType::i64,
+               "quantized_embedding: ids must be i64, got {}",
+               ids.defined() ? dtype_name(ids.dtype()) : "an undefined tensor");
+  MOXING_CHECK(table.dim() == 2, "quantized_embedding: the table must be 2-D (V, C), got shape {}",
+               shape_str(table.shape()));
+  check_same_device("quantized_embedding", {table, ids});
+  const int64_t V = table.size(0), C = table.size(1);
+  Shape out_shape = ids.shape();
+  out_shape.push_back(C);
+  Tensor out = empty(out_shape, table.options().dtype(DType::f32));
+  if (out.is_meta() || out.numel() == 0) return out;
+  Tensor ic = contiguous(ids);
+  const int64_t* id = ic.data<int64_t>();
+  const size_t row_bytes = dtype_nbytes(table.dtype(), C);
+  const auto* base = static_cast<const uint8_t*>(table.raw_data());
+  kernels::DequantizeFn* deq = kernels::dequantize_rows().get(table.device(), table.dtype());
+  float* o = out.data<float>();
+  for (int64_t k = 0; k < ic.numel(); ++k) {
+    MOXING_CHECK(id[k] >= 0 && id[k] < V,
+                 "quantized_embedding: id {} is out of range for a table of {} rows", id[k], V);
+    deq(base + static_cast<size_t>(id[k]) * row_bytes, C, o + k * C);
+  }
+  return out;
+}
+
+const char* quantized_products_isa() { return kernels::quant_isa_name(kernels::quant_isa()); }
+
+}  // namespace moxing
