@@ -16,6 +16,7 @@
 #include "moxing/io/gguf.h"
 #include "moxing/io/safetensors.h"
 #include "moxing/models/gguf_layout.h"
+#include "moxing/nn/quantized.h"
 
 namespace moxing::models {
 
@@ -128,7 +129,8 @@ nn::TensorList map_file_tensors(const std::vector<SafetensorsFile>& files, const
         }
       }
       Tensor t = tensor;
-      if (rules.is_transposed(name) && t.dim() == 2) t = t.t();  // a view: no copy
+      // a view: no copy (quantized weights are saved in the module's layout already)
+      if (rules.is_transposed(name) && t.dim() == 2 && !is_quantized(t.dtype())) t = t.t();
       if (given.insert(name).second) state.emplace_back(name, t);
     }
   }
@@ -280,8 +282,84 @@ json read_config_json(const std::string& dir) {
 
 namespace {
 
+// A quantized (rows, K) weight as the u8 (rows, row bytes) tensor a safetensors file stores
+// (safetensors has no block types; bitsandbytes stores its 4-bit weights the same way).
+Tensor quantized_as_bytes(const Tensor& q) {
+  Tensor c = q.contiguous();
+  const int64_t rows = c.dim() == 0 ? 1 : c.numel() / c.size(-1);
+  const auto row_bytes = static_cast<int64_t>(dtype_nbytes(c.dtype(), c.size(-1)));
+  auto owner = c.impl_ptr();
+  return from_blob(c.raw_data(), {rows, row_bytes}, DType::u8, owner);
+}
+
+// The inverse: a u8 (rows, row bytes) tensor read back as a (rows, K) tensor of type.
+Tensor quantized_from_bytes_impl(const Tensor& bytes, DType type, const std::string& what) {
+  const auto block_bytes = static_cast<int64_t>(dtype_block_bytes(type));
+  MOXING_CHECK(bytes.dtype() == DType::u8 && bytes.dim() == 2 && bytes.size(1) % block_bytes == 0,
+               "{}: a {} weight is stored as u8 rows of whole {}-byte blocks, got {} of shape {}",
+               what, dtype_name(type), block_bytes, dtype_name(bytes.dtype()),
+               shape_str(bytes.shape()));
+  Tensor c = bytes.contiguous();
+  const int64_t cols = bytes.size(1) / block_bytes * dtype_block_numel(type);
+  return from_blob(c.raw_data(), {bytes.size(0), cols}, type, c.impl_ptr());
+}
+
+// config.json's quantization_config (as save_pretrained writes it): weight name -> dtype.
+std::map<std::string, DType> quantized_weights_impl(const json& config, const std::string& where) {
+  std::map<std::string, DType> out;
+  if (!config.contains("quantization_config")) return out;
+  const json& q = config["quantization_config"];
+  MOXING_CHECK(q.is_object() && q.value("quant_method", "") == "moxing" && q.contains("modules") &&
+                   q["modules"].is_object(),
+               "{}: quantization_config must be {{\"quant_method\": \"moxing\", \"modules\": "
+               "{{path: type}}}} (moxing reads its own quantized folders; {} is not one)",
+               where, q.is_object() ? q.value("quant_method", "?") : std::string("?"));
+  for (const auto& [path, type] : q["modules"].items()) {
+    std::optional<DType> t =
+        type.is_string() ? dtype_from_name(type.get<std::string>()) : std::nullopt;
+    MOXING_CHECK(t && is_quantized(*t),
+                 "{}: quantization_config gives module {} the type {}, not a quantized dtype "
+                 "(q8_0, q4_0, q4_1, q4_k, q6_k)",
+                 where, path, type.dump());
+    out[path + ".weight"] = *t;
+  }
+  return out;
+}
+
+// Swaps in a quantized layer for each Linear and Embedding whose weight the file holds
+// quantized (types: the model's weight name -> its dtype), on meta, before loading. A Linear tied
+// to a quantized Embedding (an output head) shares the quantized table.
+void swap_in_quantized(nn::Module& root, const std::map<std::string, DType>& types) {
+  DeviceGuard meta(kMeta);
+  std::vector<std::pair<Tensor, Tensor>> tables;  // (the f32 table, the quantized one)
+  root.replace_modules<nn::Embedding>([&](const std::string& path, std::shared_ptr<nn::Embedding> e)
+                                          -> std::shared_ptr<nn::Module> {
+    auto it = types.find(path + ".weight");
+    if (it == types.end()) return nullptr;
+    auto q =
+        std::make_shared<nn::QuantizedEmbedding>(e->num_embeddings, e->embedding_dim, it->second);
+    tables.emplace_back(e->weight, q->weight);
+    return q;
+  });
+  root.replace_modules<nn::Linear>(
+      [&](const std::string& path, std::shared_ptr<nn::Linear> l) -> std::shared_ptr<nn::Module> {
+        auto it = types.find(path + ".weight");
+        for (const auto& [table, quantized] : tables) {
+          if (!table.shares_storage(l->weight)) continue;  // a head tied to the table
+          auto q = std::make_shared<nn::QuantizedLinear>(l->in_features, l->out_features,
+                                                         l->bias.defined(), quantized.dtype());
+          q->weight = q->register_parameter("weight", quantized, false);
+          return q;
+        }
+        if (it == types.end()) return nullptr;
+        return std::make_shared<nn::QuantizedLinear>(l->in_features, l->out_features,
+                                                     l->bias.defined(), it->second);
+      });
+}
+
 // A GGUF file through its architecture's layout: the config from the metadata, the model built
-// on meta, each tensor renamed (and dequantized to f32 when quantized) and loaded strictly.
+// on meta, each tensor renamed and loaded strictly. Quantized tensors stay quantized in swapped-in
+// layers (or are dequantized to f32 when options.dequantize).
 Model from_gguf(const std::string& path, const PretrainedOptions& options, LoadReport* report) {
   GgufFile file = load_gguf(path);
   const GgufValue* arch = file.find("general.architecture");
@@ -297,14 +375,23 @@ Model from_gguf(const std::string& path, const PretrainedOptions& options, LoadR
     m = build_model(family, config, options.architecture, nullptr, /*keep_unknown=*/true);
   }
   m.module->eval();
+  std::map<std::string, DType> quantized;  // model weight name -> its quantized dtype
+  if (!options.dequantize) {
+    for (const GgufTensor& t : file.tensors) {
+      std::optional<std::string> name = layout.name(t.name);
+      std::optional<DType> q = quant_dtype_of_ggml(static_cast<uint32_t>(t.type));
+      if (name && q && t.dims.size() == 2) quantized[*name] = *q;
+    }
+    swap_in_quantized(*m.module, quantized);
+  }
   if (!options.weights) return m;
   SafetensorsFile named;  // the tensors under their Hugging Face names
   named.path = path;
   for (const GgufTensor& t : file.tensors) {
     std::optional<std::string> name = layout.name(t.name);
     if (!name) continue;  // not a weight of the model (llama.cpp's rope_freqs, say)
-    Tensor x = file.to_tensor(t.name);
-    if (x.dtype() != DType::f32) x = x.to(DType::f32);
+    Tensor x = file.view(t.name);
+    if (!quantized.contains(*name) && x.dtype() != DType::f32) x = x.to(DType::f32);
     if (layout.transform) x = layout.transform(*name, x, m.config);
     named.tensors.emplace_back(*name, x);
   }
@@ -314,6 +401,14 @@ Model from_gguf(const std::string& path, const PretrainedOptions& options, LoadR
 }
 
 }  // namespace
+
+std::map<std::string, DType> quantized_weights(const json& config, const std::string& where) {
+  return quantized_weights_impl(config, where);
+}
+
+Tensor quantized_from_bytes(const Tensor& bytes, DType type, const std::string& what) {
+  return quantized_from_bytes_impl(bytes, type, what);
+}
 
 Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
                       LoadReport* report) {
@@ -352,8 +447,16 @@ Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
     fail("{}: {}", config_path, msg);
   }
   m.module->eval();  // as transformers' from_pretrained: training turns dropout back on
+  const std::map<std::string, DType> quantized = quantized_weights_impl(config, config_path);
+  if (!quantized.empty()) swap_in_quantized(*m.module, quantized);
   if (!options.weights) return m;
   std::vector<SafetensorsFile> files = load_weight_files(dir);
+  for (SafetensorsFile& f : files) {
+    for (auto& [name, t] : f.tensors) {
+      auto it = quantized.find(name);
+      if (it != quantized.end()) t = quantized_from_bytes_impl(t, it->second, f.path + ": " + name);
+    }
+  }
   load_into(files, m, options.allow_missing, /*assign=*/true, report,
             fmt::format("{} does not match {}", files.front().path, config_path));
   return m;
@@ -369,6 +472,10 @@ std::vector<std::pair<std::string, Tensor>> weights_for_saving(const Model& mode
   std::set<const TensorImpl*> seen;
   for (const auto& [name, t] : model.module->state_dict()) {
     if (!seen.insert(t.impl()).second) continue;  // a tied name: saved once
+    if (is_quantized(t.dtype())) {
+      out.emplace_back(name, quantized_as_bytes(t));
+      continue;
+    }
     bool transposed = model.family->rules.is_transposed(name) && t.dim() == 2;
     out.emplace_back(name, transposed ? t.t() : t);
   }
@@ -387,6 +494,15 @@ void Model::save_pretrained(const std::string& dir) const {
   }
   j["dtype"] = config_dtype_name(dtype);
   j.erase("torch_dtype");
+  j.erase("quantization_config");
+  json modules = json::object();
+  for (const auto& [path, m] : module->named_modules()) {
+    if (auto* l = dynamic_cast<const nn::QuantizedLinear*>(m)) modules[path] = dtype_name(l->type);
+    if (auto* e = dynamic_cast<const nn::QuantizedEmbedding*>(m))
+      modules[path] = dtype_name(e->type);
+  }
+  if (!modules.empty())
+    j["quantization_config"] = {{"quant_method", "moxing"}, {"modules", modules}};
   std::string config_path = (fs::path(dir) / "config.json").string();
   write_text_file_atomic(config_path, j.dump(2) + "\n");
   save_safetensors((fs::path(dir) / "model.safetensors").string(), weights_for_saving(*this),

@@ -8,6 +8,7 @@
 
 #include "moxing/autograd/node.h"
 #include "moxing/models/family.h"
+#include "moxing/models/gguf_layout.h"
 #include "moxing/models/lm_attention.h"
 #include "moxing/nn/init.h"
 #include "moxing/ops/attention.h"
@@ -215,7 +216,7 @@ Tensor GPT::hidden_states(const Tensor& ids, KVCache* cache) {
 KVCache GPT::make_cache(int64_t batch, int64_t capacity) const {
   return KVCache(config_.n_layer, batch, config_.n_head,
                  capacity > 0 ? capacity : config_.n_positions, config_.n_embd / config_.n_head,
-                 transformer->wte.as<nn::Embedding>()->weight.dtype());
+                 transformer->ln_f.as<nn::LayerNorm>()->weight.dtype());
 }
 
 Tensor GPT::run_body(const Tensor& ids_in, KVCache* cache) {
@@ -276,9 +277,107 @@ Family make_gpt2_family() {
   return f;
 }
 
+// llama.cpp's names for GPT-2 (its converter writes the Conv1D weights as (out, in): the
+// module's own layout)
+const std::vector<std::pair<std::string, std::string>> kGpt2Top = {
+    {"token_embd.weight", "transformer.wte.weight"},
+    {"position_embd.weight", "transformer.wpe.weight"},
+    {"output_norm.weight", "transformer.ln_f.weight"},
+    {"output_norm.bias", "transformer.ln_f.bias"},
+    {"output.weight", "lm_head.weight"}};
+const std::vector<std::pair<std::string, std::string>> kGpt2Block = {
+    {"attn_norm", "ln_1"}, {"attn_qkv", "attn.c_attn"}, {"attn_output", "attn.c_proj"},
+    {"ffn_norm", "ln_2"},  {"ffn_up", "mlp.c_fc"},      {"ffn_down", "mlp.c_proj"}};
+
+// "blk.3.ffn_up.bias" <-> "transformer.h.3.mlp.c_fc.bias", through the tables above
+std::optional<std::string> gpt2_rename(const std::string& n, bool to_hf) {
+  for (const auto& [g, hf] : kGpt2Top) {
+    if (n == (to_hf ? g : hf)) return to_hf ? hf : g;
+  }
+  const std::string prefix = to_hf ? "blk." : "transformer.h.";
+  if (n.rfind(prefix, 0) == 0) {
+    const size_t dot = n.find('.', prefix.size());
+    const size_t last = n.rfind('.');
+    if (dot != std::string::npos && last > dot) {
+      const std::string layer = n.substr(prefix.size(), dot - prefix.size());
+      const std::string mid = n.substr(dot + 1, last - dot - 1), kind = n.substr(last);
+      for (const auto& [g, hf] : kGpt2Block) {
+        if (mid == (to_hf ? g : hf)) {
+          return (to_hf ? "transformer.h." : "blk.") + layer + "." + (to_hf ? hf : g) + kind;
+        }
+      }
+    }
+  }
+  if (to_hf) return n;  // unknown: load_state_dict reports it as unexpected
+  fail("GGUF: the gpt2 layout has no name for tensor '{}'", n);
+}
+
+GgufLayout make_gpt2_gguf_layout() {
+  GgufLayout l;
+  l.architecture = "gpt2";
+  l.model_type = "gpt2";
+  l.config = [](const GgufFile& f) {
+    const std::string p = "gpt2.";
+    json c;
+    c["model_type"] = "gpt2";
+    c["architectures"] = json::array({"GPT2LMHeadModel"});
+    c["n_embd"] = gguf_int(f, p + "embedding_length");
+    c["n_layer"] = gguf_int(f, p + "block_count");
+    c["n_head"] = gguf_int(f, p + "attention.head_count");
+    c["n_positions"] = gguf_int(f, p + "context_length");
+    c["n_inner"] = gguf_int(f, p + "feed_forward_length");
+    c["layer_norm_epsilon"] = gguf_number(f, p + "attention.layer_norm_epsilon", 1e-5);
+    if (const GgufValue* tokens = f.find("tokenizer.ggml.tokens")) {
+      c["vocab_size"] = static_cast<int64_t>(tokens->items.size());
+    } else {
+      c["vocab_size"] = f.tensor("token_embd.weight").dims.at(1);
+    }
+    c["tie_word_embeddings"] = !f.has_tensor("output.weight");
+    if (const GgufValue* v = f.find("tokenizer.ggml.bos_token_id"))
+      c["bos_token_id"] = v->as_int("bos");
+    if (const GgufValue* v = f.find("tokenizer.ggml.eos_token_id"))
+      c["eos_token_id"] = v->as_int("eos");
+    return c;
+  };
+  l.name = [](const std::string& g) { return gpt2_rename(g, true); };
+  // the loader takes float Conv1D weights as transformers stores them, (in, out): hand over the
+  // file's (out, in) as that view (quantized rows are loaded as they are)
+  l.transform = [](const std::string& name, const Tensor& t, const json&) {
+    for (const char* s :
+         {".attn.c_attn.weight", ".attn.c_proj.weight", ".mlp.c_fc.weight", ".mlp.c_proj.weight"}) {
+      const std::string suffix(s);
+      if (t.dim() == 2 && !is_quantized(t.dtype()) && name.size() >= suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        return t.t();
+      }
+    }
+    return t;
+  };
+  l.gguf_name = [](const std::string& n) { return gpt2_rename(n, false); };
+  l.metadata = [](const json& c) {
+    const auto u32 = [](int64_t v) {
+      return GgufValue::of_uint(GgufValueType::U32, static_cast<uint64_t>(v));
+    };
+    const int64_t width = c.at("n_embd").get<int64_t>();
+    const json& inner = c.contains("n_inner") ? c["n_inner"] : json();
+    GgufMetadata m;
+    m.emplace_back("gpt2.context_length", u32(c.at("n_positions").get<int64_t>()));
+    m.emplace_back("gpt2.embedding_length", u32(width));
+    m.emplace_back("gpt2.feed_forward_length",
+                   u32(inner.is_number_integer() ? inner.get<int64_t>() : 4 * width));
+    m.emplace_back("gpt2.block_count", u32(c.at("n_layer").get<int64_t>()));
+    m.emplace_back("gpt2.attention.head_count", u32(c.at("n_head").get<int64_t>()));
+    m.emplace_back("gpt2.attention.layer_norm_epsilon",
+                   GgufValue::of_float(GgufValueType::F32, c.value("layer_norm_epsilon", 1e-5)));
+    return m;
+  };
+  return l;
+}
+
 }  // namespace
 
 MOXING_REGISTER_FAMILY(make_gpt2_family);
+MOXING_REGISTER_GGUF_LAYOUT(make_gpt2_gguf_layout);
 
 // ---- model directories
 

@@ -206,7 +206,7 @@ Tensor Llama::hidden_states(const Tensor& ids, KVCache* cache) {
 KVCache Llama::make_cache(int64_t batch, int64_t capacity) const {
   return KVCache(config_.num_hidden_layers, batch, config_.kv_heads(),
                  capacity > 0 ? capacity : config_.max_position_embeddings, config_.head_size(),
-                 model->embed_tokens.as<nn::Embedding>()->weight.dtype());
+                 model->norm.as<LlamaRMSNorm>()->weight.dtype());
 }
 
 Tensor Llama::run_body(const Tensor& ids_in, KVCache* cache) {
@@ -302,39 +302,75 @@ Tensor unpermute_heads(const Tensor& w, int64_t heads) {
   return w.reshape({heads, HD / 2, 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
 }
 
+// The inverse: HF's rows back to llama.cpp's interleaved order.
+Tensor permute_heads(const Tensor& w, int64_t heads) {
+  const int64_t rows = w.size(0), cols = w.size(1), HD = rows / heads;
+  return w.reshape({heads, 2, HD / 2, cols}).transpose(1, 2).reshape({rows, cols}).contiguous();
+}
+
+const std::vector<std::pair<std::string, std::string>> kLlamaTop = {
+    {"token_embd.weight", "model.embed_tokens.weight"},
+    {"output_norm.weight", "model.norm.weight"},
+    {"output.weight", "lm_head.weight"}};
+const std::vector<std::pair<std::string, std::string>> kLlamaBlock = {
+    {"attn_norm.weight", "input_layernorm.weight"},
+    {"attn_q.weight", "self_attn.q_proj.weight"},
+    {"attn_k.weight", "self_attn.k_proj.weight"},
+    {"attn_v.weight", "self_attn.v_proj.weight"},
+    {"attn_output.weight", "self_attn.o_proj.weight"},
+    {"attn_q.bias", "self_attn.q_proj.bias"},
+    {"attn_k.bias", "self_attn.k_proj.bias"},
+    {"attn_v.bias", "self_attn.v_proj.bias"},
+    {"attn_output.bias", "self_attn.o_proj.bias"},
+    {"ffn_norm.weight", "post_attention_layernorm.weight"},
+    {"ffn_gate.weight", "mlp.gate_proj.weight"},
+    {"ffn_up.weight", "mlp.up_proj.weight"},
+    {"ffn_down.weight", "mlp.down_proj.weight"}};
+
 std::optional<std::string> llama_gguf_name(const std::string& g) {
-  static const std::vector<std::pair<std::string, std::string>> kTop = {
-      {"token_embd.weight", "model.embed_tokens.weight"},
-      {"output_norm.weight", "model.norm.weight"},
-      {"output.weight", "lm_head.weight"}};
-  for (const auto& [from, to] : kTop) {
+  for (const auto& [from, to] : kLlamaTop) {
     if (g == from) return to;
   }
-  static const std::vector<std::pair<std::string, std::string>> kBlock = {
-      {"attn_norm.weight", "input_layernorm.weight"},
-      {"attn_q.weight", "self_attn.q_proj.weight"},
-      {"attn_k.weight", "self_attn.k_proj.weight"},
-      {"attn_v.weight", "self_attn.v_proj.weight"},
-      {"attn_output.weight", "self_attn.o_proj.weight"},
-      {"attn_q.bias", "self_attn.q_proj.bias"},
-      {"attn_k.bias", "self_attn.k_proj.bias"},
-      {"attn_v.bias", "self_attn.v_proj.bias"},
-      {"attn_output.bias", "self_attn.o_proj.bias"},
-      {"ffn_norm.weight", "post_attention_layernorm.weight"},
-      {"ffn_gate.weight", "mlp.gate_proj.weight"},
-      {"ffn_up.weight", "mlp.up_proj.weight"},
-      {"ffn_down.weight", "mlp.down_proj.weight"}};
   if (g.rfind("blk.", 0) == 0) {
     const size_t dot = g.find('.', 4);
     if (dot != std::string::npos) {
       const std::string layer = g.substr(4, dot - 4), rest = g.substr(dot + 1);
-      for (const auto& [from, to] : kBlock) {
+      for (const auto& [from, to] : kLlamaBlock) {
         if (rest == from) return "model.layers." + layer + "." + to;
       }
     }
   }
   if (g == "rope_freqs.weight") return std::nullopt;  // Llama 3.1's scaling factors
   return g;  // unknown: load_state_dict reports it as unexpected
+}
+
+std::optional<std::string> llama_hf_to_gguf(const std::string& n) {
+  for (const auto& [to, from] : kLlamaTop) {
+    if (n == from) return to;
+  }
+  const std::string prefix = "model.layers.";
+  if (n.rfind(prefix, 0) == 0) {
+    const size_t dot = n.find('.', prefix.size());
+    if (dot != std::string::npos) {
+      const std::string layer = n.substr(prefix.size(), dot - prefix.size()),
+                        rest = n.substr(dot + 1);
+      for (const auto& [to, from] : kLlamaBlock) {
+        if (rest == from) return "blk." + layer + "." + to;
+      }
+    }
+  }
+  fail("GGUF: the llama layout has no name for tensor '{}'", n);
+}
+
+bool ends_with_name(const std::string& name, const char* s) {
+  const std::string suffix(s);
+  return name.size() >= suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int64_t kv_heads_of(const json& config) {
+  const json& kv = config.at("num_key_value_heads");
+  return kv.is_null() ? config.at("num_attention_heads").get<int64_t>() : kv.get<int64_t>();
 }
 
 GgufLayout make_llama_gguf_layout() {
@@ -379,19 +415,50 @@ GgufLayout make_llama_gguf_layout() {
   };
   l.name = llama_gguf_name;
   l.transform = [](const std::string& name, const Tensor& t, const json& config) {
-    const auto ends = [&](const char* s) {
-      const std::string suffix(s);
-      return name.size() >= suffix.size() &&
-             name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (ends("self_attn.q_proj.weight")) {
+    if (ends_with_name(name, "self_attn.q_proj.weight")) {
       return unpermute_heads(t, config.at("num_attention_heads").get<int64_t>());
     }
-    if (ends("self_attn.k_proj.weight")) {
-      const json& kv = config.at("num_key_value_heads");
-      return unpermute_heads(
-          t, kv.is_null() ? config.at("num_attention_heads").get<int64_t>() : kv.get<int64_t>());
+    if (ends_with_name(name, "self_attn.k_proj.weight")) {
+      return unpermute_heads(t, kv_heads_of(config));
     }
+    return t;
+  };
+  l.model_type = "llama";
+  l.metadata = [](const json& c) {
+    const auto u32 = [&](const char* key) {
+      return GgufValue::of_uint(GgufValueType::U32, c.at(key).get<uint64_t>());
+    };
+    const int64_t heads = c.at("num_attention_heads").get<int64_t>();
+    const int64_t head_dim = c.contains("head_dim") && c["head_dim"].is_number_integer()
+                                 ? c["head_dim"].get<int64_t>()
+                                 : c.at("hidden_size").get<int64_t>() / heads;
+    GgufMetadata m;
+    m.emplace_back("llama.context_length", u32("max_position_embeddings"));
+    m.emplace_back("llama.embedding_length", u32("hidden_size"));
+    m.emplace_back("llama.block_count", u32("num_hidden_layers"));
+    m.emplace_back("llama.feed_forward_length", u32("intermediate_size"));
+    m.emplace_back("llama.attention.head_count", u32("num_attention_heads"));
+    m.emplace_back("llama.attention.head_count_kv",
+                   GgufValue::of_uint(GgufValueType::U32, static_cast<uint64_t>(kv_heads_of(c))));
+    m.emplace_back("llama.rope.dimension_count",
+                   GgufValue::of_uint(GgufValueType::U32, static_cast<uint64_t>(head_dim)));
+    m.emplace_back("llama.attention.layer_norm_rms_epsilon",
+                   GgufValue::of_float(GgufValueType::F32, c.value("rms_norm_eps", 1e-6)));
+    double theta = c.value("rope_theta", 10000.0);
+    if (c.contains("rope_parameters") && c["rope_parameters"].is_object()) {
+      theta = c["rope_parameters"].value("rope_theta", theta);
+    }
+    m.emplace_back("llama.rope.freq_base", GgufValue::of_float(GgufValueType::F32, theta));
+    m.emplace_back("llama.vocab_size", u32("vocab_size"));
+    return m;
+  };
+  l.gguf_name = llama_hf_to_gguf;
+  l.to_file = [](const std::string& name, const Tensor& t, const json& config) {
+    if (ends_with_name(name, "self_attn.q_proj.weight")) {
+      return permute_heads(t, config.at("num_attention_heads").get<int64_t>());
+    }
+    if (ends_with_name(name, "self_attn.k_proj.weight"))
+      return permute_heads(t, kv_heads_of(config));
     return t;
   };
   return l;

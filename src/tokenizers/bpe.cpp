@@ -11,6 +11,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <queue>
+#include <set>
 #include <sstream>
 
 #include "loaders.h"
@@ -666,9 +667,9 @@ ByteLevelBPE bpe_from_gguf(const GgufFile& file) {
   std::string pre = "default";
   if (const GgufValue* p = file.find("tokenizer.ggml.pre"))
     pre = p->as_string("tokenizer.ggml.pre");
-  if (pre != "default" && pre != "gpt2" && pre != "smollm") {
-    fail("{}: tokenizer.ggml.pre \"{}\" is not supported yet (moxing reads gpt2 and smollm)", where,
-         pre);
+  if (pre != "default" && pre != "gpt2" && pre != "gpt-2" && pre != "smollm") {
+    fail("{}: tokenizer.ggml.pre \"{}\" is not supported yet (moxing reads gpt-2 and smollm)",
+         where, pre);
   }
   const std::vector<std::string> tokens =
       file.get("tokenizer.ggml.tokens").as_strings("tokenizer.ggml.tokens");
@@ -796,5 +797,40 @@ TokenizerModel make_bpe_model() {
 }  // namespace
 
 MOXING_REGISTER_TOKENIZER(make_bpe_model);
+
+GgufMetadata gguf_metadata(const Tokenizer& tokenizer, const std::string& where) {
+  const auto* bpe = dynamic_cast<const ByteLevelBPE*>(&tokenizer);
+  MOXING_CHECK(bpe != nullptr,
+               "{}: GGUF files get byte-level BPE tokenizers (llama.cpp's \"gpt2\" model); this "
+               "model's tokenizer is {}",
+               where, tokenizer.type());
+  std::vector<std::string> tokens;
+  std::vector<GgufValue> types;
+  std::set<int32_t> added;
+  for (const AddedToken& a : bpe->added_tokens()) added.insert(a.id);
+  for (int64_t i = 0; i < bpe->vocab_size(); ++i) {
+    const auto id = static_cast<int32_t>(i);
+    std::string t = bpe->id_to_token(id);
+    // llama.cpp's types: 1 normal, 3 control (special), 4 user-defined, 5 unused
+    int64_t type = bpe->is_special(id) ? 3 : added.count(id) ? 4 : 1;
+    if (t.empty()) {
+      t = fmt::format("[PAD{}]", i);
+      type = 5;
+    }
+    tokens.push_back(std::move(t));
+    types.push_back(GgufValue::of_int(GgufValueType::I32, type));
+  }
+  std::vector<std::string> merges;
+  for (const auto& [a, b] : bpe->merges()) merges.push_back(a + " " + b);
+  GgufMetadata m;
+  m.emplace_back("tokenizer.ggml.model", GgufValue::of_string("gpt2"));
+  m.emplace_back("tokenizer.ggml.pre",
+                 GgufValue::of_string(bpe->individual_digits ? "smollm" : "gpt-2"));
+  m.emplace_back("tokenizer.ggml.tokens", GgufValue::of_strings(tokens));
+  m.emplace_back("tokenizer.ggml.token_type",
+                 GgufValue::of_array(GgufValueType::I32, std::move(types)));
+  m.emplace_back("tokenizer.ggml.merges", GgufValue::of_strings(merges));
+  return m;
+}
 
 }  // namespace moxing::tokenizers

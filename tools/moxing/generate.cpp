@@ -12,6 +12,7 @@
 #include "moxing/io/checkpoint.h"
 #include "moxing/models/generation.h"
 #include "moxing/models/gpt.h"
+#include "moxing/nn/quantized.h"
 #include "moxing/tokenizers/utf8.h"
 #include "moxing/train/tasks/causal_lm.h"
 
@@ -27,7 +28,17 @@ struct GenerateOptions {
   bool json = false;
   bool no_cache = false;
   bool replace_invalid = false;
+  std::string compute = "auto";
 };
+
+// --compute f32: quantized layers multiply with their dequantized weights in f32 (the exactness
+// check against a dequantized reference) instead of in 8-bit integers.
+void add_compute_option(CLI::App* cmd, std::string& compute) {
+  cmd->add_option("--compute", compute,
+                  "auto: quantized weights multiply in 8-bit integers; f32: with the dequantized "
+                  "weights in f32 (exact, slower)")
+      ->check(CLI::IsMember({"auto", "f32"}));
+}
 
 // Prints generated text as it comes, holding back what could be the start of the stop string.
 class StopStream {
@@ -82,6 +93,7 @@ int run_generate(const GenerateOptions& o) {
     tokenizers::check_utf8(prompt, "--prompt");
   }
   train::LoadedLM lm = train::load_language_model(o.model);
+  nn::set_f32_compute(*lm.model.module, o.compute == "f32");
   std::vector<int32_t> ids = lm.tokenizer->encode(prompt);
   auto eos = lm.tokenizer->eos_token_id();
   if (ids.empty()) {
@@ -159,6 +171,7 @@ Command add_generate_command(CLI::App& app) {
   cmd->add_flag("--replace-invalid", o->replace_invalid,
                 "Replace invalid UTF-8 in the prompt by U+FFFD instead of failing");
   cmd->add_flag("--json", o->json, "Print one JSON object with the text and timings");
+  add_compute_option(cmd, o->compute);
   return {cmd, [o] { return run_generate(*o); }};
 }
 
@@ -169,10 +182,12 @@ struct PerplexityOptions {
   std::string file;
   int64_t stride = 0;
   bool json = false;
+  std::string compute = "auto";
 };
 
 int run_perplexity(const PerplexityOptions& o) {
   train::LoadedLM lm = train::load_language_model(o.model);
+  nn::set_f32_compute(*lm.model.module, o.compute == "f32");
   std::string text = read_text_file(o.file);
   tokenizers::check_utf8(text, o.file);
   std::vector<int32_t> ids = lm.tokenizer->encode(text);
@@ -200,6 +215,7 @@ Command add_perplexity_command(CLI::App& app) {
   cmd->add_option("--stride", o->stride,
                   "Slide the context window by S tokens (default: the context length)");
   cmd->add_flag("--json", o->json, "Print {tokens, loss, perplexity} as JSON");
+  add_compute_option(cmd, o->compute);
   return {cmd, [o] { return run_perplexity(*o); }};
 }
 

@@ -17,6 +17,7 @@
 #include "moxing/core/error.h"
 #include "moxing/io/gguf.h"
 #include "moxing/io/safetensors.h"
+#include "moxing/models/family.h"
 #include "moxing/train/estimate.h"
 #include "moxing/train/trainer.h"
 
@@ -33,8 +34,11 @@ struct Totals {
   uint64_t bytes = 0;
 };
 
-uint64_t tensor_bytes(const Tensor& t) {
-  return static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype());
+uint64_t tensor_bytes(const Tensor& t) { return dtype_nbytes(t.dtype(), t.numel()); }
+
+// "F32", or "q4_k" for a quantized weight (safetensors has no name for those)
+const char* dtype_label(const Tensor& t) {
+  return is_quantized(t.dtype()) ? dtype_name(t.dtype()) : safetensors_dtype_name(t.dtype());
 }
 
 Totals totals_of(const SafetensorsFile& f) {
@@ -87,16 +91,20 @@ void print_text(const std::vector<SafetensorsFile>& files) {
     size_t name_w = 6, dtype_w = 5;
     for (const auto& [name, t] : f.tensors) {
       name_w = std::max(name_w, name.size());
-      dtype_w = std::max(dtype_w, std::string(safetensors_dtype_name(t.dtype())).size());
+      dtype_w = std::max(dtype_w, std::string(dtype_label(t)).size());
     }
     std::cout << f.path << "\n";
     std::cout << fmt::format("  {:<{}}  {:<{}}  {}\n", "tensor", name_w, "dtype", dtype_w, "shape");
     for (const auto& [name, t] : f.tensors) {
-      std::cout << fmt::format("  {:<{}}  {:<{}}  {}\n", name, name_w,
-                               safetensors_dtype_name(t.dtype()), dtype_w, shape_str(t.shape()));
+      std::cout << fmt::format("  {:<{}}  {:<{}}  {}\n", name, name_w, dtype_label(t), dtype_w,
+                               shape_str(t.shape()));
     }
     Totals t = totals_of(f);
     std::cout << "  " << totals_line(t) << "\n";
+    if (t.parameters > 0) {
+      std::cout << fmt::format("  {:.2f} bits per weight\n", 8.0 * static_cast<double>(t.bytes) /
+                                                                 static_cast<double>(t.parameters));
+    }
     if (!f.metadata.empty()) {
       std::cout << "  metadata:\n";
       for (const auto& [key, value] : f.metadata)
@@ -120,7 +128,7 @@ void print_json(const std::string& path, const std::vector<SafetensorsFile>& fil
     jf["tensors"] = ojson::array();
     for (const auto& [name, t] : f.tensors) {
       jf["tensors"].push_back({{"name", name},
-                               {"dtype", safetensors_dtype_name(t.dtype())},
+                               {"dtype", dtype_label(t)},
                                {"shape", t.shape()},
                                {"parameters", t.numel()},
                                {"bytes", tensor_bytes(t)}});
@@ -262,6 +270,19 @@ int run_info(const std::string& path, bool json) {
     }
     std::vector<SafetensorsFile> files;
     for (const std::string& f : files_of(path)) files.push_back(load_safetensors(f));
+    // a quantized model folder: its u8 weights shown as the types its config.json names
+    std::error_code ec;
+    const fs::path config = fs::path(path) / "config.json";
+    if (fs::is_directory(path, ec) && fs::exists(config, ec)) {
+      const auto types = models::quantized_weights(models::read_config_json(path), config.string());
+      for (SafetensorsFile& f : files) {
+        for (auto& [name, t] : f.tensors) {
+          auto it = types.find(name);
+          if (it != types.end())
+            t = models::quantized_from_bytes(t, it->second, f.path + ": " + name);
+        }
+      }
+    }
     if (json) {
       print_json(path, files);
     } else {

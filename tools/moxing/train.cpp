@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "moxing/autograd/node.h"
 #include "moxing/core/error.h"
 #include "moxing/data/image.h"
+#include "moxing/nn/quantized.h"
 #include "moxing/ops/shape.h"
 #include "moxing/ops/softmax.h"
 #include "moxing/train/checkpoint.h"
@@ -36,8 +38,9 @@ struct TrainCommandOptions {
 };
 
 struct EvalCommandOptions {
-  std::string path;  // a run folder or a checkpoint folder
-  std::string data;  // dataset folder replacing the config's [data] path
+  std::string path;      // a run folder or a checkpoint folder
+  std::string data;      // dataset folder replacing the config's [data] path
+  std::string quantize;  // quantize the Linear layers first (q8_0, q4_0, q4_1, q4_k)
   bool json = false;
 };
 
@@ -100,6 +103,17 @@ int run_train(const TrainCommandOptions& options) {
 
 int run_eval(const EvalCommandOptions& options) {
   train::LoadedRun run = train::load_run(options.path);
+  if (!options.quantize.empty()) {
+    nn::QuantizeOptions q;
+    q.type = nn::quantize_type_from_name(options.quantize, "--quantize");
+    nn::QuantizeReport report = nn::quantize_modules(*run.model.module, q);
+    std::map<std::string, int> counts;
+    for (const auto& [path, t] : report) counts[dtype_name(t)] += 1;
+    std::string summary;
+    for (const auto& [name, n] : counts)
+      summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", n, name);
+    std::cerr << fmt::format("quantized for this evaluation: {} layers\n", summary);
+  }
   auto task = train::make_task(train::task_name(run.config), run.config);
   train::EvalReport r = task->evaluate(run, options.data);
   std::cout << (options.json ? r.json.dump(2) + "\n" : r.text);
@@ -165,6 +179,9 @@ Command add_eval_command(CLI::App& app) {
       app.add_subcommand("eval", "Measure a trained model on its test (or validation) split");
   cmd->add_option("PATH", o->path, "A run folder or a checkpoint folder")->required();
   cmd->add_option("--data", o->data, "Dataset folder replacing the config's [data] path");
+  cmd->add_option("--quantize", o->quantize,
+                  "Quantize the model's Linear layers first (q8_0, q4_0, q4_1, q4_k; embeddings "
+                  "q8_0) to measure what quantization costs");
   cmd->add_flag("--json", o->json, "Print the metrics as one JSON object on stdout");
   return {cmd, [o] { return run_eval(*o); }};
 }

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -174,7 +175,20 @@ struct PretrainedOptions {
   /// false: the model is built from config.json alone on the meta device (shapes and dtypes; no
   /// memory, no weight file read), as memory estimates and `moxing info` need.
   bool weights = true;
+  /// GGUF files: quantized tensors (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K) stay quantized, in
+  /// nn::QuantizedLinear / nn::QuantizedEmbedding layers swapped in for the family's Linear and
+  /// Embedding layers, reading the mapped file; true dequantizes them to f32 (a model to train).
+  bool dequantize = false;
 };
+
+/// config.json's quantization_config, as save_pretrained writes it for a model with quantized
+/// layers: {"quant_method": "moxing", "modules": {path: "q4_k"}}, as weight name -> dtype
+/// ("model.layers.0.mlp.down_proj.weight" -> q4_k); empty when the config has none.
+std::map<std::string, DType> quantized_weights(const nlohmann::json& config,
+                                               const std::string& where);
+/// A quantized weight as model.safetensors stores it (u8, one row of whole blocks per weight
+/// row: (rows, row bytes)) read back as the (rows, K) tensor of type; what names it in errors.
+Tensor quantized_from_bytes(const Tensor& bytes, DType type, const std::string& what);
 
 /// What from_pretrained found besides the weights it loaded.
 struct LoadReport {

@@ -14,6 +14,8 @@
 
 #include "moxing/core/tensor.h"
 #include "moxing/io/gguf.h"
+#include "moxing/models/family.h"
+#include "moxing/tokenizers/tokenizer.h"
 
 namespace moxing::models {
 
@@ -28,11 +30,32 @@ struct GgufLayout {
   /// The tensor in the model's layout (dequantized f32 or the file's float type); may be null.
   std::function<Tensor(const std::string& hf_name, const Tensor& t, const nlohmann::json& config)>
       transform;
+
+  // ---- writing (optional: a layout without these reads only)
+  /// config.json's model_type this layout writes ("llama").
+  std::string model_type;
+  /// The architecture's metadata ("llama.block_count", ...) from the model's config.
+  std::function<GgufMetadata(const nlohmann::json& config)> metadata;
+  /// The GGUF name of a model tensor (the inverse of name); nullopt leaves it out.
+  std::function<std::optional<std::string>(const std::string& hf_name)> gguf_name;
+  /// The tensor in the file's layout (the inverse of transform); may be null.
+  std::function<Tensor(const std::string& hf_name, const Tensor& t, const nlohmann::json& config)>
+      to_file;
 };
 
 void register_gguf_layout(GgufLayout layout);
 /// The layout of general.architecture; the error lists the architectures moxing reads.
 const GgufLayout& find_gguf_layout(const std::string& architecture, const std::string& where);
+
+/// The layout that writes config.json's model_type; the error lists those moxing writes.
+const GgufLayout& find_gguf_writer(const std::string& model_type, const std::string& where);
+
+/// Writes model (a family with a GGUF layout that writes: llama, gpt2) as a GGUF file llama.cpp
+/// loads: general.* and the architecture's metadata, the tokenizer's tokenizer.ggml.* (byte-level
+/// BPE), and every weight once in llama.cpp's names and layout, quantized weights in their
+/// block types (f32 otherwise; 1-D tensors always f32). Atomic: a crash leaves no partial file.
+void save_gguf_model(const std::string& path, const Model& model,
+                     const tokenizers::Tokenizer& tokenizer, const std::string& name = "");
 
 /// The value of metadata key as an integer, or fallback when the file has none.
 int64_t gguf_int(const GgufFile& file, const std::string& key,

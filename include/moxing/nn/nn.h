@@ -7,6 +7,7 @@
 #include "moxing/nn/init.h"
 #include "moxing/nn/layers.h"
 #include "moxing/nn/module.h"
+#include "moxing/nn/quantized.h"
 #include "moxing/nn/recurrent.h"
 #include "moxing/nn/serialize.h"
 #include "moxing/nn/transformer.h"

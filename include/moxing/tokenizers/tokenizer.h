@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "moxing/io/gguf.h"
+
 namespace moxing::tokenizers {
 
 /// A text <-> ids mapping. encode and decode may be called from several threads at once.
@@ -51,6 +53,11 @@ std::unique_ptr<Tokenizer> tokenizer_from_json(std::string_view text, const std:
 /// (vocab.json + merges.txt, vocab.txt), a tokenizer.json file, or a .gguf file (its
 /// tokenizer.ggml.* metadata). Errors name the path and what is missing or unsupported.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+
+/// The tokenizer as GGUF metadata (tokenizer.ggml.model "gpt2", .pre, .tokens, .token_type,
+/// .merges), as llama.cpp's converter writes a byte-level BPE; other kinds are an error naming
+/// where.
+GgufMetadata gguf_metadata(const Tokenizer& tokenizer, const std::string& where);
 
 /// How one tokenizer.json model type is read; a model file registers it with
 /// MOXING_REGISTER_TOKENIZER, and tokenizer_from_json / load_tokenizer look it up by type.
