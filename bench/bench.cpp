@@ -35,19 +35,6 @@ struct BenchOptions {
   bool quick = false;
 };
 
-// Best time of `reps` runs of f (after one warm-up run).
-template <class F>
-double best_time(int reps, const F& f) {
-  f();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    auto t0 = Clock::now();
-    f();
-    best = std::min(best, seconds_since(t0));
-  }
-  return best;
-}
-
 constexpr int kChains = 12;  // independent FMA chains: enough to cover latency x ports
 
 #ifdef __x86_64__
@@ -122,22 +109,6 @@ Peak measure_fma_peak(int threads, bool quick) {
   }
 #endif
   return p;
-}
-
-// STREAM triad a = b + s c on arrays far larger than the caches; bytes = 3 arrays.
-double triad_gbps(int64_t n, int reps) {
-  std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n), 1.0f),
-      c(static_cast<size_t>(n), 2.0f);
-  float* pa = a.data();
-  const float* pb = b.data();
-  const float* pc = c.data();
-  const float s = 3.0f;
-  double t = best_time(reps, [&] {
-    parallel_for(0, n, 1 << 16, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + s * pc[i];
-    });
-  });
-  return 3.0 * static_cast<double>(n) * sizeof(float) / t / 1e9;
 }
 
 double add_gbps(int64_t n, int reps) {

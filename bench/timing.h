@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "moxing/core/parallel.h"
+
 namespace moxing::tools {
 
 using Clock = std::chrono::steady_clock;
@@ -32,6 +34,36 @@ std::vector<double> time_repeats(int64_t repeats, const F& f) {
     times.push_back(seconds_since(t));
   }
   return times;
+}
+
+/// Best time of `reps` runs of f (after one warm-up run).
+template <class F>
+double best_time(int reps, const F& f) {
+  f();
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    auto t0 = Clock::now();
+    f();
+    best = std::min(best, seconds_since(t0));
+  }
+  return best;
+}
+
+/// STREAM triad a = b + s c on n floats per array (far larger than the caches), in GB/s
+/// (bytes = 3 arrays); the memory-bandwidth bound the benchmarks compare against.
+inline double triad_gbps(int64_t n, int reps) {
+  std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n), 1.0f),
+      c(static_cast<size_t>(n), 2.0f);
+  float* pa = a.data();
+  const float* pb = b.data();
+  const float* pc = c.data();
+  const float s = 3.0f;
+  double t = best_time(reps, [&] {
+    parallel_for(0, n, 1 << 16, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) pa[i] = pb[i] + s * pc[i];
+    });
+  });
+  return 3.0 * static_cast<double>(n) * sizeof(float) / t / 1e9;
 }
 
 }  // namespace moxing::tools
