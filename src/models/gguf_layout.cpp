@@ -41,7 +41,8 @@ const GgufLayout& find_gguf_writer(const std::string& model_type, const std::str
 }
 
 void save_gguf_model(const std::string& path, const Model& model,
-                     const tokenizers::Tokenizer& tokenizer, const std::string& name) {
+                     const tokenizers::Tokenizer& tokenizer, const std::string& name,
+                     const std::string& chat_template) {
   const std::string model_type = model.config.value("model_type", "");
   const GgufLayout& layout = find_gguf_writer(model_type, path);
   GgufMetadata meta;
@@ -49,6 +50,9 @@ void save_gguf_model(const std::string& path, const Model& model,
   if (!name.empty()) meta.emplace_back("general.name", GgufValue::of_string(name));
   for (auto& kv : layout.metadata(model.config)) meta.push_back(std::move(kv));
   for (auto& kv : tokenizers::gguf_metadata(tokenizer, path)) meta.push_back(std::move(kv));
+  if (!chat_template.empty()) {
+    meta.emplace_back("tokenizer.chat_template", GgufValue::of_string(chat_template));
+  }
   // the ids generation starts and stops with: the config's, else the tokenizer's end of text
   std::optional<int32_t> eos = tokenizer.eos_token_id();
   for (const char* key : {"bos_token_id", "eos_token_id"}) {

@@ -151,6 +151,45 @@ TEST(Quant, LinearMatchesTheDequantizedProductOnEveryPath) {
   }
 }
 
+// The integer products are exact for the activations as they quantize them (each 32-value block
+// to round-to-even(x * 127 / max|x|), scale max|x| / 127): what differs from the f32 product is
+// that rounding alone, on every path.
+TEST(Quant, IntegerProductsAreExactForTheQuantizedActivations) {
+  IsaGuard guard;
+  const int64_t N = 24, K = 512, M = 3;
+  const Tensor x = random_matrix(M, K, 21);
+  const std::vector<float> xv = x.to_vector<float>();
+  std::vector<double> xq(xv.size());
+  for (int64_t b = 0; b < M * K / 32; ++b) {
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j)
+      amax = std::max(amax, std::fabs(xv[static_cast<size_t>(b * 32 + j)]));
+    const float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+    for (int j = 0; j < 32; ++j) {
+      const auto k = static_cast<size_t>(b * 32 + j);
+      xq[k] = static_cast<double>(d) * std::nearbyint(xv[k] * id);
+    }
+  }
+  for (DType t : kWritable) {
+    const Tensor w = quantize(random_matrix(N, K, 22, 0.1), t);
+    const std::vector<float> wd = dequantize(w).to_vector<float>();
+    for (auto isa : isas_this_cpu_runs()) {
+      kernels::set_quant_isa(isa);
+      const std::vector<float> y = quantized_linear(x, w).to_vector<float>();
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < N; ++n) {
+          double want = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            want += xq[static_cast<size_t>(m * K + k)] * wd[static_cast<size_t>(n * K + k)];
+          }
+          EXPECT_NEAR(y[static_cast<size_t>(m * N + n)], want, 1e-5 * (1 + std::fabs(want)))
+              << dtype_name(t) << " on " << kernels::quant_isa_name(isa) << " at " << m << "," << n;
+        }
+      }
+    }
+  }
+}
+
 TEST(Quant, LinearSplitsRowsOverThreadsWithoutChangingResults) {
   const Tensor w = quantize(random_matrix(300, 256, 3), DType::q4_k);
   const Tensor x = random_matrix(3, 256, 4);

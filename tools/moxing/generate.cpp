@@ -1,7 +1,10 @@
-// `moxing generate` (text from a language model, streamed as it comes) and `moxing perplexity`
-// (how well a model predicts a text file).
+// `moxing generate` (text from a language model, streamed as it comes; --chat answers a message
+// through the model's chat template), `moxing chat` (an interactive conversation) and `moxing
+// perplexity` (how well a model predicts a text file).
 #include <fmt/format.h>
 
+#include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -13,6 +16,7 @@
 #include "moxing/models/generation.h"
 #include "moxing/models/gpt.h"
 #include "moxing/nn/quantized.h"
+#include "moxing/tokenizers/chat_template.h"
 #include "moxing/tokenizers/utf8.h"
 #include "moxing/train/tasks/causal_lm.h"
 
@@ -29,6 +33,8 @@ struct GenerateOptions {
   bool no_cache = false;
   bool replace_invalid = false;
   std::string compute = "auto";
+  std::string chat;    // a user message, rendered with the model's chat template
+  std::string system;  // an optional system message before it
 };
 
 // --compute f32: quantized layers multiply with their dequantized weights in f32 (the exactness
@@ -85,15 +91,92 @@ class StopStream {
   std::string text_;
 };
 
-int run_generate(const GenerateOptions& o) {
-  std::string prompt = o.prompt;
-  if (o.replace_invalid) {
-    prompt = tokenizers::replace_invalid_utf8(prompt);
-  } else {
-    tokenizers::check_utf8(prompt, "--prompt");
+// What one generation produced: the text streamed, the new ids and why it stopped.
+struct Reply {
+  std::string text;
+  std::vector<int32_t> ids;
+  std::string stop_reason = "max_new_tokens";
+  double seconds = 0;
+};
+
+// Generates from ids, streaming the text to stdout when echo, stopping at any of stop_ids, at
+// the stop string or after cfg.max_new_tokens.
+Reply stream_reply(train::LoadedLM& lm, const std::vector<int32_t>& ids,
+                   const models::SamplingConfig& cfg, const std::string& stop, bool echo) {
+  Reply r;
+  tokenizers::StreamDecoder decoder(*lm.tokenizer);
+  StopStream stream(stop, echo);
+  auto start = std::chrono::steady_clock::now();
+  r.ids = models::generate(*lm.lm, ids, cfg, [&](int32_t id) {
+    if (std::find(cfg.stop_token_ids.begin(), cfg.stop_token_ids.end(), id) !=
+        cfg.stop_token_ids.end()) {
+      r.stop_reason = "eos";
+      return false;
+    }
+    if (!stream.add(decoder.push(id))) {
+      r.stop_reason = "stop";
+      return false;
+    }
+    return true;
+  });
+  if (r.stop_reason != "stop") stream.add(decoder.finish());
+  stream.finish();
+  r.text = stream.text();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+// The ids that end a reply: the tokenizer's end of text, the model's eos_token_id and, in a chat,
+// the template's eos_token (ChatML's <|im_end|>).
+std::vector<int32_t> stop_ids(const train::LoadedLM& lm,
+                              const tokenizers::ModelChatTemplate* chat) {
+  std::vector<int32_t> out;
+  auto add = [&](std::optional<int32_t> id) {
+    if (id && std::find(out.begin(), out.end(), *id) == out.end()) out.push_back(*id);
+  };
+  add(lm.tokenizer->eos_token_id());
+  const nlohmann::json& c = lm.model.config;
+  if (c.contains("eos_token_id") && c["eos_token_id"].is_number_integer()) {
+    add(c["eos_token_id"].get<int32_t>());
   }
+  if (chat != nullptr && !chat->eos_token.empty()) add(lm.tokenizer->token_to_id(chat->eos_token));
+  return out;
+}
+
+// The model's chat template, or an error saying the model has none.
+tokenizers::ModelChatTemplate chat_template_of(const train::LoadedLM& lm) {
+  std::optional<tokenizers::ModelChatTemplate> chat = tokenizers::load_chat_template(lm.dir);
+  MOXING_CHECK(chat.has_value(),
+               "{} has no chat template (GGUF tokenizer.chat_template, tokenizer_config.json's "
+               "chat_template or chat_template.jinja): use --prompt for plain text generation",
+               lm.dir);
+  return std::move(*chat);
+}
+
+std::string checked_text(const std::string& text, const char* what, bool replace_invalid) {
+  if (replace_invalid) return tokenizers::replace_invalid_utf8(text);
+  tokenizers::check_utf8(text, what);
+  return text;
+}
+
+int run_generate(const GenerateOptions& o) {
+  MOXING_CHECK(o.chat.empty() || o.prompt.empty(),
+               "give --prompt (text to continue) or --chat (a message to answer), not both");
   train::LoadedLM lm = train::load_language_model(o.model);
   nn::set_f32_compute(*lm.model.module, o.compute == "f32");
+  std::optional<tokenizers::ModelChatTemplate> chat;
+  std::string prompt;
+  if (!o.chat.empty()) {
+    chat = chat_template_of(lm);
+    std::vector<tokenizers::ChatMessage> messages;
+    if (!o.system.empty()) {
+      messages.push_back({"system", checked_text(o.system, "--system", o.replace_invalid)});
+    }
+    messages.push_back({"user", checked_text(o.chat, "--chat", o.replace_invalid)});
+    prompt = chat->chat_template.apply(messages, true, chat->bos_token, chat->eos_token);
+  } else {
+    prompt = checked_text(o.prompt, "--prompt", o.replace_invalid);
+  }
   std::vector<int32_t> ids = lm.tokenizer->encode(prompt);
   auto eos = lm.tokenizer->eos_token_id();
   if (ids.empty()) {
@@ -104,43 +187,25 @@ int run_generate(const GenerateOptions& o) {
   }
   models::SamplingConfig cfg = o.sampling;
   cfg.use_cache = !o.no_cache;
-  if (eos) cfg.stop_token_ids.push_back(*eos);
-
-  tokenizers::StreamDecoder decoder(*lm.tokenizer);
-  StopStream stream(o.stop, !o.json);
-  if (!o.json) std::cout << prompt << std::flush;
-  std::string stop_reason = "max_new_tokens";
-  auto start = std::chrono::steady_clock::now();
-  std::vector<int32_t> out = models::generate(*lm.lm, ids, cfg, [&](int32_t id) {
-    if (eos && id == *eos) {
-      stop_reason = "eos";
-      return false;
-    }
-    if (!stream.add(decoder.push(id))) {
-      stop_reason = "stop";
-      return false;
-    }
-    return true;
-  });
-  if (stop_reason != "stop") stream.add(decoder.finish());
-  stream.finish();
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (int32_t id : stop_ids(lm, chat ? &*chat : nullptr)) cfg.stop_token_ids.push_back(id);
+  if (!o.json && !chat) std::cout << prompt << std::flush;
+  Reply r = stream_reply(lm, ids, cfg, o.stop, !o.json);
+  const double tps = static_cast<double>(r.ids.size()) / std::max(r.seconds, 1e-9);
   if (o.json) {
     nlohmann::json j = {{"model", lm.dir},
                         {"prompt", prompt},
-                        {"text", stream.text()},
+                        {"text", r.text},
                         {"prompt_tokens", ids.size()},
-                        {"new_tokens", out.size()},
-                        {"ids", out},
-                        {"stop_reason", stop_reason},
-                        {"seconds", secs},
-                        {"tokens_per_s", static_cast<double>(out.size()) / std::max(secs, 1e-9)}};
+                        {"new_tokens", r.ids.size()},
+                        {"ids", r.ids},
+                        {"stop_reason", r.stop_reason},
+                        {"seconds", r.seconds},
+                        {"tokens_per_s", tps}};
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << "\n";
-    std::cerr << fmt::format("{} tokens in {:.2f} s ({:.1f} tokens/s), stopped by {}\n", out.size(),
-                             secs, static_cast<double>(out.size()) / std::max(secs, 1e-9),
-                             stop_reason);
+    std::cerr << fmt::format("{} tokens in {:.2f} s ({:.1f} tokens/s), stopped by {}\n",
+                             r.ids.size(), r.seconds, tps, r.stop_reason);
   }
   return 0;
 }
@@ -172,10 +237,99 @@ Command add_generate_command(CLI::App& app) {
                 "Replace invalid UTF-8 in the prompt by U+FFFD instead of failing");
   cmd->add_flag("--json", o->json, "Print one JSON object with the text and timings");
   add_compute_option(cmd, o->compute);
+  cmd->add_option("--chat", o->chat,
+                  "A user message to answer: rendered with the model's chat template, only the "
+                  "reply is printed");
+  cmd->add_option("--system", o->system, "A system message before --chat's");
   return {cmd, [o] { return run_generate(*o); }};
 }
 
 MOXING_CLI_COMMAND(add_generate_command);
+
+struct ChatOptions {
+  std::string model;
+  std::string system;
+  models::SamplingConfig sampling;
+  std::string compute = "auto";
+};
+
+// An interactive conversation on stdin/stdout: each line is a user message; the whole history
+// is rendered with the chat template and the reply streamed. /reset forgets the history, /exit
+// (or the end of input) ends.
+int run_chat(const ChatOptions& o) {
+  train::LoadedLM lm = train::load_language_model(o.model);
+  nn::set_f32_compute(*lm.model.module, o.compute == "f32");
+  tokenizers::ModelChatTemplate chat = chat_template_of(lm);
+  models::SamplingConfig cfg = o.sampling;
+  for (int32_t id : stop_ids(lm, &chat)) cfg.stop_token_ids.push_back(id);
+  const bool tty = ::isatty(STDIN_FILENO) != 0;
+  std::vector<tokenizers::ChatMessage> history;
+  auto reset = [&] {
+    history.clear();
+    if (!o.system.empty()) history.push_back({"system", o.system});
+  };
+  reset();
+  if (tty) {
+    std::cerr << fmt::format("{}: chat ({} to forget the conversation, {} or Ctrl-D to end)\n",
+                             lm.dir, "/reset", "/exit");
+  }
+  std::string line;
+  int turn = 0;
+  while (true) {
+    if (tty) std::cout << "> " << std::flush;
+    if (!std::getline(std::cin, line)) break;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      reset();
+      std::cout << "(conversation reset)\n" << std::flush;
+      continue;
+    }
+    if (line.empty()) continue;
+    line = tokenizers::replace_invalid_utf8(line);
+    history.push_back({"user", line});
+    const std::string prompt =
+        chat.chat_template.apply(history, true, chat.bos_token, chat.eos_token);
+    std::vector<int32_t> ids = lm.tokenizer->encode(prompt);
+    const int64_t context = lm.lm->context_length();
+    if (context > 0 && static_cast<int64_t>(ids.size()) >= context) {
+      std::cout << fmt::format(
+                       "(the conversation has {} tokens, the model's context {}: /reset "
+                       "to start over)\n",
+                       ids.size(), context)
+                << std::flush;
+      history.pop_back();
+      continue;
+    }
+    models::SamplingConfig turn_cfg = cfg;
+    turn_cfg.seed = cfg.seed + static_cast<uint64_t>(turn++);
+    Reply r = stream_reply(lm, ids, turn_cfg, "", true);
+    std::cout << "\n" << std::flush;
+    history.push_back({"assistant", r.text});
+  }
+  return 0;
+}
+
+Command add_chat_command(CLI::App& app) {
+  auto o = std::make_shared<ChatOptions>();
+  o->sampling.max_new_tokens = 256;
+  auto* cmd = app.add_subcommand(
+      "chat", "Talk with a chat model (GGUF or folder with a chat template), streamed");
+  cmd->add_option("MODEL", o->model, "GGUF file or model folder with a chat template")->required();
+  cmd->add_option("--system", o->system, "A system message opening the conversation");
+  cmd->add_option("--max-new-tokens", o->sampling.max_new_tokens,
+                  "Most tokens per reply (default 256)");
+  cmd->add_option("--temperature", o->sampling.temperature, "Divide the logits by T (default 1)");
+  cmd->add_option("--top-k", o->sampling.top_k, "Sample among the K likeliest tokens (0: all)");
+  cmd->add_option("--top-p", o->sampling.top_p, "Nucleus sampling threshold (default 1)");
+  cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty,
+                  "Penalize tokens already in the text (1: none)");
+  cmd->add_option("--seed", o->sampling.seed, "Seed of the sampling (default 0)");
+  cmd->add_flag("--greedy", o->sampling.greedy, "Always take the likeliest token");
+  add_compute_option(cmd, o->compute);
+  return {cmd, [o] { return run_chat(*o); }};
+}
+
+MOXING_CLI_COMMAND(add_chat_command);
 
 struct PerplexityOptions {
   std::string model;

@@ -7,12 +7,15 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "command.h"
 #include "moxing/core/error.h"
+#include "moxing/io/checkpoint.h"
 #include "moxing/io/gguf.h"
 #include "moxing/models/gguf_layout.h"
 #include "moxing/nn/quantized.h"
+#include "moxing/tokenizers/chat_template.h"
 #include "moxing/tokenizers/tokenizer.h"
 #include "moxing/train/task.h"
 #include "moxing/train/trainer.h"
@@ -67,11 +70,22 @@ int run_quantize(const QuantizeCliOptions& o) {
   std::map<std::string, int> counts;
   for (const auto& [path, t] : report) counts[dtype_name(t)] += 1;
   std::unique_ptr<tokenizers::Tokenizer> tok = tokenizers::load_tokenizer(run.checkpoint_dir);
+  // the chat template travels with the model
+  std::optional<tokenizers::ModelChatTemplate> chat =
+      tokenizers::load_chat_template(run.checkpoint_dir);
   if (has_gguf_extension(o.out)) {
-    models::save_gguf_model(o.out, run.model, *tok, fs::path(o.out).stem().string());
+    models::save_gguf_model(o.out, run.model, *tok, fs::path(o.out).stem().string(),
+                            chat ? chat->chat_template.source() : "");
   } else {
     run.model.save_pretrained(o.out);
     tok->save(o.out);
+    if (chat) {
+      nlohmann::json config = {{"chat_template", chat->chat_template.source()},
+                               {"bos_token", chat->bos_token},
+                               {"eos_token", chat->eos_token}};
+      write_text_file_atomic((fs::path(o.out) / "tokenizer_config.json").string(),
+                             config.dump(2) + "\n");
+    }
   }
   const uint64_t after = weight_bytes(root);
   if (dequantized > 0) {

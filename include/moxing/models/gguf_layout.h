@@ -54,8 +54,10 @@ const GgufLayout& find_gguf_writer(const std::string& model_type, const std::str
 /// loads: general.* and the architecture's metadata, the tokenizer's tokenizer.ggml.* (byte-level
 /// BPE), and every weight once in llama.cpp's names and layout, quantized weights in their
 /// block types (f32 otherwise; 1-D tensors always f32). Atomic: a crash leaves no partial file.
+/// chat_template, when not empty, is written as tokenizer.chat_template.
 void save_gguf_model(const std::string& path, const Model& model,
-                     const tokenizers::Tokenizer& tokenizer, const std::string& name = "");
+                     const tokenizers::Tokenizer& tokenizer, const std::string& name = "",
+                     const std::string& chat_template = "");
 
 /// The value of metadata key as an integer, or fallback when the file has none.
 int64_t gguf_int(const GgufFile& file, const std::string& key,
