@@ -1,6 +1,11 @@
 // The chat-template engine (see chat_template.h): values with Python semantics, a lexer that
 // splits the template into text and tags the way jinja2 does with trim_blocks and
 // lstrip_blocks, a recursive-descent parser to a small tree, and a tree-walking renderer.
+//
+// Templates come from model files (GGUF metadata, tokenizer_config.json), so a hostile one must
+// end in moxing::Error, never in a crash, a hang or exhausted memory: the parser bounds nesting
+// (so that no recursion, parsing, rendering or freeing a tree, runs deep), values bound their
+// nesting and size, and a render counts its work and output against a budget (see Limits).
 #include "moxing/tokenizers/chat_template.h"
 
 #include <algorithm>
@@ -21,6 +26,25 @@ namespace moxing::tokenizers {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
+// Limits
+
+/// Nesting in the parser (blocks in blocks, parentheses, lists, operands of unary operators),
+/// depth of an expression tree, and nesting of list and dict values: each bounds a recursion.
+constexpr int kMaxDepth = 200;
+/// The costs of RenderLimits::max_steps: one step per statement and expression node evaluated,
+/// kLoopSteps per loop iteration, kItemSteps per list or dict item built or copied, and one per
+/// kBytesPerStep bytes of string built or copied (strings are values, copied when passed on).
+constexpr int64_t kLoopSteps = 10;
+constexpr int64_t kItemSteps = 4;
+constexpr int64_t kBytesPerStep = 16;
+/// Any one list or dict value.
+constexpr size_t kMaxItems = size_t{1} << 20;
+
+[[noreturn]] void too_deep(const std::string& where, int line) {
+  fail("{} line {}: nesting deeper than {} levels", where, line, kMaxDepth);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Values
 
 struct Value;
@@ -28,12 +52,16 @@ using List = std::vector<Value>;
 using Dict = std::vector<std::pair<std::string, Value>>;
 
 /// A template value: Python's None/bool/int/float/str/list/tuple/dict, jinja2's Undefined (s
-/// holds the message its misuse raises) and namespace (a mutable dict shared by copies).
+/// holds the message its misuse raises) and namespace (a mutable dict shared by copies). Lists
+/// and dicts are immutable once built, so their nesting depth is known; a namespace counts as
+/// one level whatever it holds (nothing recurses into one: it prints as <Namespace>, compares
+/// by identity and is not JSON).
 struct Value {
-  enum class K { Undef, None, Bool, Int, Float, Str, List, Dict, Ns };
+  enum class K : uint8_t { Undef, None, Bool, Int, Float, Str, List, Dict, Ns };
   K k = K::Undef;
   bool b = false;
   bool tuple = false;
+  int16_t depth = 0;  // 0 for scalars, 1 + the deepest item for lists and dicts
   int64_t i = 0;
   double f = 0;
   std::string s;
@@ -60,13 +88,26 @@ struct Value {
   }
   static Value list_of(List x, bool tuple = false) {
     return make(K::List, [&](Value& v) {
+      int d = 0;
+      for (const Value& item : x) d = std::max<int>(d, item.depth);
+      v.depth = nest(d);
       v.list = std::make_shared<List>(std::move(x));
       v.tuple = tuple;
     });
   }
   static Value dict_of(Dict x, K k = K::Dict) {
-    return make(k, [&](Value& v) { v.dict = std::make_shared<Dict>(std::move(x)); });
+    return make(k, [&](Value& v) {
+      int d = 0;
+      if (k == K::Dict) {
+        for (const auto& item : x) d = std::max<int>(d, item.second.depth);
+      }
+      v.depth = nest(d);
+      v.dict = std::make_shared<Dict>(std::move(x));
+    });
   }
+  // One level above d; saturates (the renderer refuses values deeper than kMaxDepth long
+  // before).
+  static int16_t nest(int d) { return static_cast<int16_t>(std::min(d + 1, 30000)); }
   template <class F>
   static Value make(K k, F&& init) {
     Value v;
@@ -136,6 +177,74 @@ bool truthy(const Value& v) {
   return false;
 }
 
+// a * b, or SIZE_MAX when that overflows.
+size_t saturating_mul(size_t a, uint64_t b) {
+  size_t r = 0;
+  return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
+}
+
+// "64 MiB", or "1000 bytes".
+std::string describe_bytes(size_t n) {
+  if (n >= (size_t{1} << 20) && n % (size_t{1} << 20) == 0) return fmt::format("{} MiB", n >> 20);
+  return fmt::format("{} bytes", n);
+}
+
+/// The limits of one render (see RenderLimits): counts its steps, and checks the sizes of the
+/// strings and lists it builds and of its output. where and line (the line being evaluated)
+/// name the template in errors.
+class Budget {
+ public:
+  Budget(const std::string& where, const int& line, const RenderLimits& limits)
+      : where_(where), line_(line), limits_(limits) {}
+
+  void step(int64_t n = 1) {
+    if (n > limits_.max_steps - steps_) {
+      fail("{}: rendering took more than {} steps; the template loops too long", where_,
+           limits_.max_steps);
+    }
+    steps_ += n;
+  }
+  // Building or copying n bytes of string.
+  void bytes(size_t n) { step(static_cast<int64_t>(n / kBytesPerStep)); }
+  // Building or copying a list or dict of n items.
+  void items(size_t n) {
+    check_items(n);
+    step(kItemSteps * static_cast<int64_t>(n));
+  }
+  // Copying a list: its items' strings are copied, their lists and dicts shared.
+  void copy(const List& l) {
+    items(l.size());
+    for (const Value& v : l) bytes(v.s.size());
+  }
+
+  void check_string(size_t size) const {
+    if (size > limits_.max_bytes) {
+      fail("{} line {}: string larger than {}", where_, line_, describe_bytes(limits_.max_bytes));
+    }
+  }
+  void check_items(size_t n) const {
+    if (n > kMaxItems) {
+      fail("{} line {}: list or dict longer than {} items", where_, line_, kMaxItems);
+    }
+  }
+  void check_output(size_t size) const {
+    if (size > limits_.max_bytes) {
+      fail("{}: rendering output larger than {}", where_, describe_bytes(limits_.max_bytes));
+    }
+  }
+  void check_depth(const Value& v) const {
+    if (v.depth > kMaxDepth) {
+      fail("{} line {}: value nested deeper than {} levels", where_, line_, kMaxDepth);
+    }
+  }
+
+ private:
+  const std::string& where_;
+  const int& line_;
+  RenderLimits limits_;
+  int64_t steps_ = 0;
+};
+
 // Python's float repr: the shortest round-trip digits, fixed notation for exponents in
 // [-4, 16), else d.ddde+XX.
 std::string float_repr(double x) {
@@ -187,46 +296,69 @@ std::string str_repr(const std::string& s) {
   return out + q;
 }
 
-std::string repr(const Value& v);
-
-/// Python's str(): what `{{ v }}`, `~` and the string filter produce.
-std::string to_str(const Value& v) {
+/// Appends Python's str(v) (or repr(v)) to out. Lists may share items, so that a small value
+/// prints as gigabytes: each item costs a step and out is checked as it grows.
+void append_str(std::string& out, const Value& v, Budget& budget, bool as_repr) {
+  budget.step();
   switch (v.k) {
     case K::Undef:
-      return "";
+      break;
     case K::None:
-      return "None";
+      out += "None";
+      break;
     case K::Bool:
-      return v.b ? "True" : "False";
+      out += v.b ? "True" : "False";
+      break;
     case K::Int:
-      return std::to_string(v.i);
+      out += std::to_string(v.i);
+      break;
     case K::Float:
-      return float_repr(v.f);
+      out += float_repr(v.f);
+      break;
     case K::Str:
-      return v.s;
-    case K::List: {
-      std::string out = v.tuple ? "(" : "[";
-      for (size_t n = 0; n < v.list->size(); ++n) out += (n ? ", " : "") + repr((*v.list)[n]);
+      budget.bytes(v.s.size());
+      out += as_repr ? str_repr(v.s) : v.s;
+      break;
+    case K::List:
+      out += v.tuple ? "(" : "[";
+      for (size_t n = 0; n < v.list->size(); ++n) {
+        if (n) out += ", ";
+        append_str(out, (*v.list)[n], budget, true);
+        budget.check_string(out.size());
+      }
       if (v.tuple && v.list->size() == 1) out += ",";
-      return out + (v.tuple ? ")" : "]");
-    }
-    case K::Dict: {
-      std::string out = "{";
+      out += v.tuple ? ")" : "]";
+      break;
+    case K::Dict:
+      out += "{";
       for (size_t n = 0; n < v.dict->size(); ++n) {
         const auto& [key, item] = (*v.dict)[n];
-        out += (n ? ", " : "") + str_repr(key) + ": " + repr(item);
+        out += (n ? ", " : "") + str_repr(key) + ": ";
+        append_str(out, item, budget, true);
+        budget.check_string(out.size());
       }
-      return out + "}";
-    }
+      out += "}";
+      break;
     case K::Ns:
-      return "<Namespace>";
+      out += "<Namespace>";
+      break;
   }
-  return "";
+  budget.check_string(out.size());
 }
 
-std::string repr(const Value& v) { return v.is(K::Str) ? str_repr(v.s) : to_str(v); }
+/// Python's str(): what `{{ v }}`, `~` and the string filter produce.
+std::string to_str(const Value& v, Budget& budget) {
+  if (v.is(K::Str)) return v.s;
+  std::string out;
+  append_str(out, v, budget, false);
+  return out;
+}
 
-Value from_json(const nlohmann::json& j) {
+/// A JSON context as values; depth counts the levels above j.
+Value from_json(const nlohmann::json& j, int depth = 0) {
+  if (depth > kMaxDepth && (j.is_array() || j.is_object())) {
+    fail("chat template context: nested deeper than {} levels", kMaxDepth);
+  }
   switch (j.type()) {
     case nlohmann::json::value_t::null:
       return Value::none();
@@ -245,12 +377,12 @@ Value from_json(const nlohmann::json& j) {
       return Value::str(j.get<std::string>());
     case nlohmann::json::value_t::array: {
       List l;
-      for (const auto& x : j) l.push_back(from_json(x));
+      for (const auto& x : j) l.push_back(from_json(x, depth + 1));
       return Value::list_of(std::move(l));
     }
     case nlohmann::json::value_t::object: {
       Dict d;
-      for (const auto& [key, x] : j.items()) d.emplace_back(key, from_json(x));
+      for (const auto& [key, x] : j.items()) d.emplace_back(key, from_json(x, depth + 1));
       return Value::dict_of(std::move(d));
     }
     default:
@@ -295,62 +427,151 @@ std::string json_str(const std::string& s) {
   return out + "\"";
 }
 
-/// json.dumps(v, ensure_ascii=False, indent=indent) (indent < 0: None). Throws for values JSON
-/// cannot hold; the caller adds where.
-std::string to_json(const Value& v, int indent, int depth = 0) {
-  auto sep = [&](int d) {
-    return indent < 0 ? std::string() : "\n" + std::string(static_cast<size_t>(indent * d), ' ');
+/// What to_json throws for a value JSON cannot hold; the caller turns it into an error.
+struct NotJson {
+  const char* type;
+};
+
+/// Appends json.dumps(v, ensure_ascii=False, indent=indent) to out (indent < 0: None). Like
+/// append_str, it counts items and checks the length of out as it grows.
+void append_json(std::string& out, const Value& v, int64_t indent, Budget& budget,
+                 int64_t depth = 0) {
+  budget.step();
+  auto sep = [&](int64_t d) {
+    if (indent < 0) return;
+    size_t spaces = saturating_mul(static_cast<size_t>(indent), static_cast<uint64_t>(d));
+    budget.check_string(out.size() + std::min(spaces, SIZE_MAX - out.size()));
+    out += '\n';
+    out.append(spaces, ' ');
   };
   const char* comma = indent < 0 ? ", " : ",";
   switch (v.k) {
     case K::None:
-      return "null";
+      out += "null";
+      break;
     case K::Bool:
-      return v.b ? "true" : "false";
+      out += v.b ? "true" : "false";
+      break;
     case K::Int:
-      return std::to_string(v.i);
+      out += std::to_string(v.i);
+      break;
     case K::Float:
-      if (std::isnan(v.f)) return "NaN";
-      if (std::isinf(v.f)) return v.f > 0 ? "Infinity" : "-Infinity";
-      return float_repr(v.f);
-    case K::Str:
-      return json_str(v.s);
-    case K::List: {
-      if (v.list->empty()) return "[]";
-      std::string out = "[";
-      for (size_t n = 0; n < v.list->size(); ++n) {
-        out += (n ? comma : "") + sep(depth + 1) + to_json((*v.list)[n], indent, depth + 1);
+      if (std::isnan(v.f)) {
+        out += "NaN";
+      } else if (std::isinf(v.f)) {
+        out += v.f > 0 ? "Infinity" : "-Infinity";
+      } else {
+        out += float_repr(v.f);
       }
-      return out + sep(depth) + "]";
-    }
-    case K::Dict: {
-      if (v.dict->empty()) return "{}";
-      std::string out = "{";
+      break;
+    case K::Str:
+      budget.bytes(v.s.size());
+      out += json_str(v.s);
+      break;
+    case K::List:
+      if (v.list->empty()) {
+        out += "[]";
+        break;
+      }
+      out += "[";
+      for (size_t n = 0; n < v.list->size(); ++n) {
+        if (n) out += comma;
+        sep(depth + 1);
+        append_json(out, (*v.list)[n], indent, budget, depth + 1);
+        budget.check_string(out.size());
+      }
+      sep(depth);
+      out += "]";
+      break;
+    case K::Dict:
+      if (v.dict->empty()) {
+        out += "{}";
+        break;
+      }
+      out += "{";
       for (size_t n = 0; n < v.dict->size(); ++n) {
         const auto& [key, item] = (*v.dict)[n];
-        out += (n ? comma : "") + sep(depth + 1) + json_str(key) + ": " +
-               to_json(item, indent, depth + 1);
+        if (n) out += comma;
+        sep(depth + 1);
+        out += json_str(key) + ": ";
+        append_json(out, item, indent, budget, depth + 1);
+        budget.check_string(out.size());
       }
-      return out + sep(depth) + "}";
-    }
+      sep(depth);
+      out += "}";
+      break;
     default:
-      throw Error(fmt::format("Object of type {} is not JSON serializable", type_name(v)));
+      throw NotJson{type_name(v)};
   }
+  budget.check_string(out.size());
 }
 
 // ---------------------------------------------------------------------------------------------
-// UTF-8 helpers: strings index, slice and count by code point, as Python's str does.
+// UTF-8 helpers: strings index, slice and count by code point, as Python's str does. A code
+// point starts at byte 0 and at each byte that is not a continuation byte (10xxxxxx); they are
+// walked in place, since a string may be megabytes long.
 
-std::vector<std::string> code_points(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t n = 0; n < s.size();) {
-    size_t len = 1;
-    while (n + len < s.size() && (static_cast<unsigned char>(s[n + len]) & 0xC0) == 0x80) ++len;
-    out.push_back(s.substr(n, len));
-    n += len;
-  }
-  return out;
+bool cp_start(const std::string& s, size_t n) {
+  return n == 0 || (static_cast<unsigned char>(s[n]) & 0xC0) != 0x80;
 }
+
+size_t cp_count(const std::string& s) {
+  size_t count = 0;
+  for (size_t n = 0; n < s.size(); ++n) count += cp_start(s, n);
+  return count;
+}
+
+// The start of the code point after the one at n (s.size() after the last).
+size_t cp_next(const std::string& s, size_t n) {
+  for (++n; n < s.size() && !cp_start(s, n);) ++n;
+  return n;
+}
+
+// The start of the code point before the one at n (n > 0).
+size_t cp_prev(const std::string& s, size_t n) {
+  for (--n; !cp_start(s, n);) --n;
+  return n;
+}
+
+// The start of code point k (k < cp_count(s)).
+size_t cp_offset(const std::string& s, int64_t k) {
+  size_t n = 0;
+  for (; k > 0; --k) n = cp_next(s, n);
+  return n;
+}
+
+std::string cp_at(const std::string& s, size_t n) { return s.substr(n, cp_next(s, n) - n); }
+
+/// Finds a needle in linear time: std::string::find compares the needle at every position,
+/// quadratic for a long needle, and template strings may be megabytes long.
+class Finder {
+ public:
+  explicit Finder(const std::string& needle) : needle_(needle) {
+    if (needle_.size() <= kShort) return;
+    fallback_.assign(needle_.size(), 0);  // Knuth-Morris-Pratt: longest proper border
+    for (size_t q = 1, k = 0; q < needle_.size(); ++q) {
+      while (k > 0 && needle_[q] != needle_[k]) k = fallback_[k - 1];
+      if (needle_[q] == needle_[k]) ++k;
+      fallback_[q] = k;
+    }
+  }
+
+  // The first match at or after from, or npos.
+  size_t find(const std::string& hay, size_t from) const {
+    if (needle_.size() <= kShort || from > hay.size()) return hay.find(needle_, from);
+    for (size_t p = from, k = 0; p < hay.size(); ++p) {
+      while (k > 0 && hay[p] != needle_[k]) k = fallback_[k - 1];
+      if (hay[p] == needle_[k]) ++k;
+      if (k == needle_.size()) return p + 1 - k;
+    }
+    return std::string::npos;
+  }
+
+ private:
+  static constexpr size_t kShort = 32;  // std::string::find: at most 32 compares a position
+  const std::string& needle_;
+  std::vector<size_t> fallback_;
+};
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
@@ -375,7 +596,11 @@ bool is_space(char c) {
 }
 
 std::string strip(const std::string& s, bool left, bool right, const std::string* chars = nullptr) {
-  auto drop = [&](char c) { return chars ? chars->find(c) != std::string::npos : is_space(c); };
+  bool in_chars[256] = {};
+  if (chars) {
+    for (unsigned char c : *chars) in_chars[c] = true;
+  }
+  auto drop = [&](char c) { return chars ? in_chars[static_cast<unsigned char>(c)] : is_space(c); };
   size_t a = 0, b = s.size();
   while (left && a < b && drop(s[a])) ++a;
   while (right && b > a && drop(s[b - 1])) --b;
@@ -431,12 +656,22 @@ class TemplateLexer {
   std::vector<Segment> out_;
   size_t pos_ = 0;
   bool line_starting_ = true;
+  size_t counted_ = 0;  // line_at: the newlines before counted_ are counted in lines_
+  int lines_ = 0;
 
-  [[noreturn]] void error(size_t at, const std::string& msg) const {
+  [[noreturn]] void error(size_t at, const std::string& msg) {
     fail("{} line {}: {}", where_, line_at(at), msg);
   }
-  int line_at(size_t at) const {
-    return 1 + static_cast<int>(std::count(src_.begin(), src_.begin() + at, '\n'));
+  // Tags come in order, so each newline is counted once (a template may have a million tags).
+  int line_at(size_t at) {
+    if (at < counted_) {
+      counted_ = 0;
+      lines_ = 0;
+    }
+    lines_ += static_cast<int>(std::count(src_.begin() + static_cast<std::ptrdiff_t>(counted_),
+                                          src_.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
+    counted_ = at;
+    return 1 + lines_;
   }
   size_t find_tag(size_t from) const {
     for (size_t q = src_.find('{', from); q != std::string::npos; q = src_.find('{', q + 1)) {
@@ -515,7 +750,7 @@ class TemplateLexer {
     return p;
   }
 
-  size_t skip_string(size_t p) const {
+  size_t skip_string(size_t p) {
     char quote = src_[p];
     for (size_t n = p + 1; n < src_.size(); ++n) {
       if (src_[n] == '\\') {
@@ -540,9 +775,9 @@ struct Tok {
 };
 using T = Tok::T;
 
-/// Python's string-literal escapes (jinja2 decodes literals with unicode-escape).
-std::string unescape(const std::string& s) {
-  std::string out;
+/// Python's string-literal escapes (jinja2 decodes literals with unicode-escape). False for an
+/// escape Python refuses (a code point above U+10FFFF).
+bool unescape(const std::string& s, std::string& out) {
   for (size_t n = 0; n < s.size(); ++n) {
     if (s[n] != '\\' || n + 1 == s.size()) {
       out += s[n];
@@ -559,14 +794,16 @@ std::string unescape(const std::string& s) {
       // a backslash-newline continues the line
     } else if (hex && n + hex < s.size() &&
                s.find_first_not_of("0123456789abcdefABCDEF", n + 1) >= n + 1 + hex) {
-      append_utf8(out, static_cast<uint32_t>(std::stoul(s.substr(n + 1, hex), nullptr, 16)));
+      auto cp = static_cast<uint32_t>(std::stoul(s.substr(n + 1, hex), nullptr, 16));
+      if (cp > 0x10FFFF) return false;
+      append_utf8(out, cp);
       n += hex;
     } else {
       out += '\\';
       out += c;
     }
   }
-  return out;
+  return true;
 }
 
 class ExprLexer {
@@ -639,7 +876,8 @@ class ExprLexer {
       }
     }
     std::string text = src_.substr(b, pos_ - b);
-    if (is_float) return {T::Float, text, 0, std::stod(text), line_};
+    // strtod, not stod: 1e999 is inf and 1e-999 is 0 in Python, not an exception.
+    if (is_float) return {T::Float, text, 0, std::strtod(text.c_str(), nullptr), line_};
     int64_t v = 0;
     auto res = std::from_chars(text.data(), text.data() + text.size(), v);
     if (res.ec != std::errc()) fail("{} line {}: integer {} is too large", where_, line_, text);
@@ -658,7 +896,11 @@ class ExprLexer {
     if (pos_ >= src_.size()) fail("{} line {}: unterminated string literal", where_, start_line);
     std::string raw = src_.substr(b, pos_ - b);
     ++pos_;
-    return {T::Str, unescape(raw), 0, 0, start_line};
+    std::string text;
+    if (!unescape(raw, text)) {
+      fail("{} line {}: string literal with an escape above \\U0010ffff", where_, start_line);
+    }
+    return {T::Str, std::move(text), 0, 0, start_line};
   }
 };
 
@@ -696,6 +938,7 @@ struct Expr {
   };
   E e;
   int line = 0;
+  int depth = 1;  // of the tree below and including this node: at most kMaxDepth
   Value lit;
   std::string name;  // Name, Attr, Filter, Test; the operator of Bin
   std::vector<ExprP> args;
@@ -754,10 +997,26 @@ class Parser {
   const std::string& where_;
   std::vector<Tok> toks_;
   size_t pos_ = 0;
+  int nesting_ = 0;
 
   [[noreturn]] void error(int line, const std::string& msg) const {
     fail("{} line {}: {}", where_, line, msg);
   }
+
+  /// One level of recursion: a block in a block, or an expression in an expression. Every
+  /// recursion of the parser passes through one, so its depth is bounded.
+  class Nest {
+   public:
+    Nest(Parser& p, int line) : p_(p) {
+      if (++p_.nesting_ > kMaxDepth) too_deep(p_.where_, line);
+    }
+    ~Nest() { --p_.nesting_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+
+   private:
+    Parser& p_;
+  };
 
   // --- statements
 
@@ -806,6 +1065,7 @@ class Parser {
   }
 
   Node parse_if(int line) {
+    Nest nest(*this, line);
     Node n{N::If, line, {}, {}, {}, {}, {}, {}, {}, {}};
     std::string end = "elif";
     while (end == "elif") {
@@ -824,6 +1084,7 @@ class Parser {
   }
 
   Node parse_for(int line) {
+    Nest nest(*this, line);
     Node n{N::For, line, {}, {}, {}, {}, {}, {}, {}, {}};
     n.targets = parse_targets();
     if (!(cur().t == T::Name && take().s == "in")) error(line, "expected 'in' in {% for %}");
@@ -908,7 +1169,19 @@ class Parser {
     x->e = e;
     x->line = line;
     x->args = std::move(args);
+    for (const ExprP& arg : x->args) deepen(*x, arg.get());
     return x;
+  }
+  // The tree depth bounds the recursion of evaluating (and freeing) it; operator chains such
+  // as a ~ b ~ c ~ ... nest to the left without recursing in the parser.
+  void deepen(Expr& x, const Expr* arg) const {
+    if (!arg) return;
+    x.depth = std::max(x.depth, arg->depth + 1);
+    if (x.depth > kMaxDepth) too_deep(where_, x.line);
+  }
+  void add_arg(Expr& x, ExprP arg) {
+    deepen(x, arg.get());
+    x.args.push_back(std::move(arg));
   }
   ExprP literal(Value v, int line) {
     auto x = make(E::Lit, line);
@@ -942,6 +1215,7 @@ class Parser {
   }
 
   ExprP parse_expr() {
+    Nest nest(*this, cur().line);
     ExprP x = parse_or();
     while (accept_name("if")) {
       ExprP cond = parse_or();
@@ -971,6 +1245,7 @@ class Parser {
   ExprP parse_not() {
     int line = cur().line;
     if (accept_name("not")) {
+      Nest nest(*this, line);
       std::vector<ExprP> args;
       args.push_back(parse_not());
       return make(E::Not, line, std::move(args));
@@ -1041,6 +1316,7 @@ class Parser {
     ExprP x;
     if (is_op("-") || is_op("+")) {
       E e = take().s == "-" ? E::Neg : E::Pos;
+      Nest nest(*this, line);
       std::vector<ExprP> args;
       args.push_back(parse_unary(false));
       x = make(e, line, std::move(args));
@@ -1171,10 +1447,12 @@ class Parser {
       if (cur().t == T::Name && toks_[pos_ + 1].t == T::Op && toks_[pos_ + 1].s == "=") {
         std::string name = take().s;
         take();
-        x.kwargs.emplace_back(name, parse_expr());
+        ExprP value = parse_expr();
+        deepen(x, value.get());
+        x.kwargs.emplace_back(name, std::move(value));
       } else {
         if (!x.kwargs.empty()) error(cur().line, "positional argument after keyword argument");
-        x.args.push_back(parse_expr());
+        add_arg(x, parse_expr());
       }
       if (!accept_op(",")) break;
     }
@@ -1222,7 +1500,7 @@ class Parser {
                 (cur().t == T::Name && !is_name("else") && !is_name("or") && !is_name("and")) ||
                 is_op("[") || is_op("{")) &&
                !is_name("is")) {
-      x->args.push_back(parse_postfix(parse_primary()));
+      add_arg(*x, parse_postfix(parse_primary()));
     }
     return x;
   }
@@ -1239,7 +1517,12 @@ std::string ascii_case(std::string s, bool upper) {
   return s;
 }
 
-bool equal(const Value& a, const Value& b) {
+// Steps to look a key up in a dict of n items (a linear scan, so that order is kept).
+int64_t lookup_steps(size_t n) { return 1 + static_cast<int64_t>(n / 16); }
+
+/// Python's ==. Lists may share items, so each comparison costs a step.
+bool equal(const Value& a, const Value& b, Budget& budget) {
+  budget.step();
   if (a.numeric() && b.numeric()) {
     if (a.is(K::Float) || b.is(K::Float)) return a.num() == b.num();
     return a.as_int() == b.as_int();
@@ -1250,15 +1533,22 @@ bool equal(const Value& a, const Value& b) {
     case K::None:
       return true;
     case K::Str:
+      budget.bytes(a.s.size());
       return a.s == b.s;
     case K::List:
-      return a.tuple == b.tuple && a.list->size() == b.list->size() &&
-             std::equal(a.list->begin(), a.list->end(), b.list->begin(), equal);
+      if (a.tuple != b.tuple || a.list->size() != b.list->size()) return false;
+      if (a.list == b.list) return true;  // as Python, which compares items by identity first
+      for (size_t n = 0; n < a.list->size(); ++n) {
+        if (!equal((*a.list)[n], (*b.list)[n], budget)) return false;
+      }
+      return true;
     case K::Dict:
       if (a.dict->size() != b.dict->size()) return false;
+      if (a.dict == b.dict) return true;
       for (const auto& [key, v] : *a.dict) {
+        budget.step(lookup_steps(b.dict->size()));
         const Value* other = b.find(key);
-        if (!other || !equal(v, *other)) return false;
+        if (!other || !equal(v, *other, budget)) return false;
       }
       return true;
     default:
@@ -1266,35 +1556,57 @@ bool equal(const Value& a, const Value& b) {
   }
 }
 
-/// Python's slice.indices(len) for the given (possibly absent) start, stop and step.
-std::vector<int64_t> slice_indices(int64_t len, const Value* start, const Value* stop,
-                                   const Value* step) {
-  int64_t st = step ? step->as_int() : 1;
-  MOXING_CHECK(st != 0, "slice step cannot be zero");
+/// A slice resolved against a length, as Python's slice.indices(len): count indices from
+/// start, step apart.
+struct SliceSpec {
+  int64_t start = 0;
+  int64_t step = 1;
+  int64_t count = 0;
+};
+
+// start, stop and step may be absent (null); step is not 0.
+SliceSpec slice_spec(int64_t len, const Value* start, const Value* stop, const Value* step) {
+  SliceSpec sl;
+  sl.step = step ? step->as_int() : 1;
   auto clamp = [&](const Value* v, int64_t dflt) {
     if (!v) return dflt;
     int64_t x = v->as_int();
-    if (x < 0) x += len;
-    if (st > 0) return std::clamp<int64_t>(x, 0, len);
+    if (x < 0) x += len;  // no overflow: len >= 0
+    if (sl.step > 0) return std::clamp<int64_t>(x, 0, len);
     return std::clamp<int64_t>(x, -1, len - 1);
   };
-  int64_t b = clamp(start, st > 0 ? 0 : len - 1);
-  int64_t e = clamp(stop, st > 0 ? len : -1);
-  std::vector<int64_t> out;
-  for (int64_t n = b; st > 0 ? n < e : n > e; n += st) out.push_back(n);
-  return out;
+  sl.start = clamp(start, sl.step > 0 ? 0 : len - 1);
+  int64_t stop_at = clamp(stop, sl.step > 0 ? len : -1);
+  // The span is at most len + 1 and the step's magnitude is computed unsigned, so neither
+  // overflows (a step may be INT64_MIN); the k-th index, start + k * step, lies in the span.
+  uint64_t span = sl.step > 0 ? static_cast<uint64_t>(std::max<int64_t>(stop_at - sl.start, 0))
+                              : static_cast<uint64_t>(std::max<int64_t>(sl.start - stop_at, 0));
+  uint64_t magnitude =
+      sl.step > 0 ? static_cast<uint64_t>(sl.step) : static_cast<uint64_t>(-(sl.step + 1)) + 1;
+  sl.count = span == 0 ? 0 : static_cast<int64_t>(1 + (span - 1) / magnitude);
+  return sl;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Renderer
 
 /// One render: the context, the frames of {% set %} variables (one per loop iteration), the
-/// output, and the line being evaluated for error messages.
+/// output, the line being evaluated for error messages, and the budget of work.
 class Renderer {
  public:
-  Renderer(const std::string& where, Dict context) : where_(where), ctx_(std::move(context)) {
+  Renderer(const std::string& where, Dict context, const RenderLimits& limits)
+      : where_(where), ctx_(std::move(context)), budget_(where_, line_, limits) {
     frames_.emplace_back();
   }
+
+  // Namespaces are the only mutable values, so the only ones that can hold themselves
+  // ({% set ns.me = ns %}) or form long chains ({% set ns.prev = namespace(prev=ns.prev) %} in a
+  // loop): emptying each, the cycles are broken and nothing is freed by a deep recursion.
+  ~Renderer() {
+    for (const auto& d : namespaces_) d->clear();
+  }
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
 
   std::string out;
 
@@ -1306,7 +1618,9 @@ class Renderer {
   const std::string& where_;
   Dict ctx_;
   std::vector<std::unordered_map<std::string, Value>> frames_;
+  std::vector<std::shared_ptr<Dict>> namespaces_;
   int line_ = 0;
+  Budget budget_;
 
   [[noreturn]] void error(const std::string& msg) const {
     fail("{} line {}: {}", where_, line_, msg);
@@ -1314,17 +1628,20 @@ class Renderer {
   void check_defined(const Value& v) const {
     if (v.is(K::Undef)) error(v.s);
   }
+  std::string str(const Value& v) { return to_str(v, budget_); }
 
   // --- statements
 
   void exec(const Node& n) {
     line_ = n.line;
+    budget_.step();
     switch (n.n) {
       case N::Text:
+        budget_.bytes(n.text.size());
         out += n.text;
         break;
       case N::Out:
-        out += to_str(eval(*n.expr));
+        out += str(eval(*n.expr));
         break;
       case N::If:
         for (const Branch& b : n.branches) {
@@ -1341,6 +1658,7 @@ class Renderer {
         exec_set(n);
         break;
     }
+    budget_.check_output(out.size());
   }
 
   void exec_for(const Node& n) {
@@ -1348,6 +1666,7 @@ class Renderer {
     if (n.cond) {
       List kept;
       for (const Value& item : items) {
+        budget_.step(kLoopSteps);
         frames_.emplace_back();
         bind(n.targets, item);
         if (truthy(eval(*n.cond))) kept.push_back(item);
@@ -1357,6 +1676,10 @@ class Renderer {
     }
     int64_t len = static_cast<int64_t>(items.size());
     for (int64_t k = 0; k < len; ++k) {
+      line_ = n.line;
+      // the frame, the loop variable, and the item copied as itself, previtem and nextitem
+      budget_.step(kLoopSteps);
+      budget_.bytes(3 * items[static_cast<size_t>(k)].s.size());
       frames_.emplace_back();
       bind(n.targets, items[static_cast<size_t>(k)]);
       frames_.back()["loop"] = loop_info(items, k);
@@ -1410,7 +1733,9 @@ class Renderer {
     ns.dict->emplace_back(n.attr, std::move(v));
   }
 
-  Value lookup(const std::string& name) const {
+  // Looks through one frame per enclosing loop (up to kMaxDepth), then the context.
+  Value lookup(const std::string& name) {
+    budget_.step(static_cast<int64_t>((frames_.size() + ctx_.size()) / 8));
     for (auto f = frames_.rbegin(); f != frames_.rend(); ++f) {
       if (auto it = f->find(name); it != f->end()) return it->second;
     }
@@ -1420,20 +1745,29 @@ class Renderer {
     return Value::undef(fmt::format("'{}' is undefined", name));
   }
 
-  List iterate(const Value& v) const {
+  List iterate(const Value& v) {
     switch (v.k) {
       case K::Undef:
         return {};
       case K::List:
+        budget_.copy(*v.list);
         return *v.list;
       case K::Dict: {
+        budget_.items(v.dict->size());
         List keys;
-        for (const auto& [key, item] : *v.dict) keys.push_back(Value::str(key));
+        keys.reserve(v.dict->size());
+        for (const auto& [key, item] : *v.dict) {
+          budget_.bytes(key.size());
+          keys.push_back(Value::str(key));
+        }
         return keys;
       }
       case K::Str: {
+        budget_.items(cp_count(v.s));
         List chars;
-        for (auto& c : code_points(v.s)) chars.push_back(Value::str(std::move(c)));
+        for (size_t n = 0; n < v.s.size(); n = cp_next(v.s, n)) {
+          chars.push_back(Value::str(cp_at(v.s, n)));
+        }
         return chars;
       }
       default:
@@ -1443,8 +1777,20 @@ class Renderer {
 
   // --- expressions
 
+  // Every value an expression gives is counted (with the bytes of its string, copied when
+  // passed on) and checked: strings at most max_bytes, nesting at most kMaxDepth.
   Value eval(const Expr& e) {
+    budget_.step();
     line_ = e.line;
+    Value v = eval_node(e);
+    line_ = e.line;
+    budget_.bytes(v.s.size());
+    budget_.check_string(v.s.size());
+    budget_.check_depth(v);
+    return v;
+  }
+
+  Value eval_node(const Expr& e) {
     switch (e.e) {
       case E::Lit:
         return e.lit;
@@ -1454,7 +1800,9 @@ class Renderer {
         return get_attr(eval(*e.args[0]), e.name);
       case E::Item: {
         Value obj = eval(*e.args[0]);
-        return get_item(obj, eval(*e.args[1]));
+        Value key = eval(*e.args[1]);
+        line_ = e.line;
+        return get_item(obj, key);
       }
       case E::Slice:
         return eval_slice(e);
@@ -1492,6 +1840,7 @@ class Renderer {
       case E::ListLit:
       case E::TupleLit: {
         List items;
+        items.reserve(e.args.size());
         for (const auto& x : e.args) items.push_back(eval(*x));
         return Value::list_of(std::move(items), e.e == E::TupleLit);
       }
@@ -1507,6 +1856,7 @@ class Renderer {
       Value key = eval(*e.args[k]);
       if (!key.is(K::Str)) error("dict literal keys must be strings in the supported Jinja subset");
       Value v = eval(*e.args[k + 1]);
+      budget_.step(lookup_steps(d.size()));
       auto it = std::find_if(d.begin(), d.end(), [&](const auto& p) { return p.first == key.s; });
       if (it != d.end()) {
         it->second = std::move(v);
@@ -1519,6 +1869,7 @@ class Renderer {
 
   Value eval_sign(const Expr& e) {
     Value v = eval(*e.args[0]);
+    line_ = e.line;
     check_defined(v);
     if (!v.numeric()) {
       error(fmt::format("bad operand type for unary {}: '{}'", e.e == E::Neg ? '-' : '+',
@@ -1528,28 +1879,27 @@ class Renderer {
     return v.is(K::Float) ? Value::real(-v.f) : int_op("-", 0, v.as_int());
   }
 
-  Value get_attr(const Value& obj, const std::string& name) const {
+  Value get_attr(const Value& obj, const std::string& name) {
     check_defined(obj);
     if (obj.is(K::Dict) || obj.is(K::Ns)) {
+      budget_.step(lookup_steps(obj.dict->size()));
       if (const Value* v = obj.find(name)) return *v;
     }
     return Value::undef(fmt::format("'{} object' has no attribute '{}'", type_name(obj), name));
   }
 
-  Value get_item(const Value& obj, const Value& key) const {
+  Value get_item(const Value& obj, const Value& key) {
     check_defined(obj);
     if (key.is(K::Str)) return get_attr(obj, key.s);
     if ((obj.is(K::List) || obj.is(K::Str)) && (key.is(K::Int) || key.is(K::Bool))) {
-      std::vector<std::string> chars;
-      if (obj.is(K::Str)) chars = code_points(obj.s);
-      int64_t len = static_cast<int64_t>(obj.is(K::Str) ? chars.size() : obj.list->size());
+      int64_t len = static_cast<int64_t>(obj.is(K::Str) ? cp_count(obj.s) : obj.list->size());
       int64_t k = key.as_int() < 0 ? key.as_int() + len : key.as_int();
       if (k >= 0 && k < len) {
-        auto u = static_cast<size_t>(k);
-        return obj.is(K::Str) ? Value::str(chars[u]) : (*obj.list)[u];
+        if (obj.is(K::Str)) return Value::str(cp_at(obj.s, cp_offset(obj.s, k)));
+        return (*obj.list)[static_cast<size_t>(k)];
       }
     }
-    return Value::undef(fmt::format("'{} object' has no element {}", type_name(obj), to_str(key)));
+    return Value::undef(fmt::format("'{} object' has no element {}", type_name(obj), str(key)));
   }
 
   Value eval_slice(const Expr& e) {
@@ -1560,27 +1910,52 @@ class Renderer {
       if (!e.args[static_cast<size_t>(k) + 1]) continue;
       parts[k] = eval(*e.args[static_cast<size_t>(k) + 1]);
       if (parts[k].is(K::None)) continue;
+      line_ = e.line;
       if (!parts[k].is(K::Int) && !parts[k].is(K::Bool)) error("slice indices must be integers");
       ptrs[k] = &parts[k];
     }
     line_ = e.line;
     check_defined(obj);
+    if (ptrs[2] && ptrs[2]->as_int() == 0) error("slice step cannot be zero");
     if (obj.is(K::Str)) {
-      auto chars = code_points(obj.s);
-      std::string out;
-      for (int64_t k :
-           slice_indices(static_cast<int64_t>(chars.size()), ptrs[0], ptrs[1], ptrs[2])) {
-        out += chars[static_cast<size_t>(k)];
-      }
-      return Value::str(std::move(out));
+      return Value::str(slice_str(
+          obj.s, slice_spec(static_cast<int64_t>(cp_count(obj.s)), ptrs[0], ptrs[1], ptrs[2])));
     }
     if (!obj.is(K::List)) error(fmt::format("'{}' object is not subscriptable", type_name(obj)));
+    SliceSpec sl = slice_spec(static_cast<int64_t>(obj.list->size()), ptrs[0], ptrs[1], ptrs[2]);
+    budget_.items(static_cast<size_t>(sl.count));
     List out;
-    for (int64_t k :
-         slice_indices(static_cast<int64_t>(obj.list->size()), ptrs[0], ptrs[1], ptrs[2])) {
-      out.push_back((*obj.list)[static_cast<size_t>(k)]);
+    out.reserve(static_cast<size_t>(sl.count));
+    for (int64_t k = 0; k < sl.count; ++k) {
+      const Value& item = (*obj.list)[static_cast<size_t>(sl.start + k * sl.step)];
+      budget_.bytes(item.s.size());
+      out.push_back(item);
     }
     return Value::list_of(std::move(out), obj.tuple);
+  }
+
+  // The code points of s that sl selects (walked in place, in either direction).
+  static std::string slice_str(const std::string& s, const SliceSpec& sl) {
+    std::string out;
+    if (sl.count == 0) return out;
+    size_t n = 0;
+    if (sl.step > 0) {
+      n = cp_offset(s, sl.start);
+    } else {
+      n = cp_prev(s, s.size());  // the last code point, index len - 1
+      for (int64_t k = static_cast<int64_t>(cp_count(s)) - 1; k > sl.start; --k) {
+        n = cp_prev(s, n);
+      }
+    }
+    for (int64_t k = 0; k < sl.count; ++k) {
+      if (k > 0 && sl.step > 0) {
+        for (int64_t j = 0; j < sl.step; ++j) n = cp_next(s, n);
+      } else if (k > 0) {
+        for (int64_t j = 0; j > sl.step; --j) n = cp_prev(s, n);
+      }
+      out.append(s, n, cp_next(s, n) - n);
+    }
+    return out;
   }
 
   Value eval_compare(const Expr& e) {
@@ -1594,9 +1969,9 @@ class Renderer {
     return Value::boolean(true);
   }
 
-  bool compare(const std::string& op, const Value& a, const Value& b) const {
-    if (op == "==") return equal(a, b);
-    if (op == "!=") return !equal(a, b);
+  bool compare(const std::string& op, const Value& a, const Value& b) {
+    if (op == "==") return equal(a, b, budget_);
+    if (op == "!=") return !equal(a, b, budget_);
     if (op == "in") return contains(b, a);
     if (op == "notin") return !contains(b, a);
     int c = order(op, a, b);
@@ -1607,14 +1982,17 @@ class Renderer {
   }
 
   // -1, 0 or 1, as Python orders numbers, strings and lists.
-  int order(const std::string& op, const Value& a, const Value& b) const {
+  int order(const std::string& op, const Value& a, const Value& b) {
+    budget_.step();
     check_defined(a);
     check_defined(b);
     if (a.numeric() && b.numeric()) return a.num() < b.num() ? -1 : a.num() > b.num() ? 1 : 0;
     if (a.is(K::Str) && b.is(K::Str)) return a.s < b.s ? -1 : a.s > b.s ? 1 : 0;
     if (a.is(K::List) && b.is(K::List)) {
       for (size_t k = 0; k < a.list->size() && k < b.list->size(); ++k) {
-        if (!equal((*a.list)[k], (*b.list)[k])) return order(op, (*a.list)[k], (*b.list)[k]);
+        if (!equal((*a.list)[k], (*b.list)[k], budget_)) {
+          return order(op, (*a.list)[k], (*b.list)[k]);
+        }
       }
       return a.list->size() < b.list->size() ? -1 : a.list->size() > b.list->size() ? 1 : 0;
     }
@@ -1622,7 +2000,7 @@ class Renderer {
                       type_name(b)));
   }
 
-  bool contains(const Value& container, const Value& item) const {
+  bool contains(const Value& container, const Value& item) {
     switch (container.k) {
       case K::Undef:
         return false;
@@ -1631,24 +2009,37 @@ class Renderer {
           error(fmt::format("'in <string>' requires string as left operand, not {}",
                             type_name(item)));
         }
-        return container.s.find(item.s) != std::string::npos;
+        return Finder(item.s).find(container.s, 0) != std::string::npos;
       case K::List:
         return std::any_of(container.list->begin(), container.list->end(),
-                           [&](const Value& x) { return equal(x, item); });
+                           [&](const Value& x) { return equal(x, item, budget_); });
       case K::Dict:
+        budget_.step(lookup_steps(container.dict->size()));
         return item.is(K::Str) && container.find(item.s) != nullptr;
       default:
         error(fmt::format("argument of type '{}' is not iterable", type_name(container)));
     }
   }
 
-  Value binop(const std::string& op, const Value& a, const Value& b) const {
-    if (op == "~") return Value::str(to_str(a) + to_str(b));
+  Value binop(const std::string& op, const Value& a, const Value& b) {
+    if (op == "~") {
+      std::string left = str(a), right = str(b);
+      budget_.check_string(left.size() + right.size());
+      return Value::str(left + right);
+    }
     check_defined(a);
     check_defined(b);
-    if (op == "+" && a.is(K::Str) && b.is(K::Str)) return Value::str(a.s + b.s);
+    if (op == "+" && a.is(K::Str) && b.is(K::Str)) {
+      budget_.check_string(a.s.size() + b.s.size());
+      return Value::str(a.s + b.s);
+    }
     if (op == "+" && a.is(K::List) && b.is(K::List) && a.tuple == b.tuple) {
-      List l = *a.list;
+      budget_.check_items(a.list->size() + b.list->size());
+      budget_.copy(*a.list);
+      budget_.copy(*b.list);
+      List l;
+      l.reserve(a.list->size() + b.list->size());
+      l.insert(l.end(), a.list->begin(), a.list->end());
       l.insert(l.end(), b.list->begin(), b.list->end());
       return Value::list_of(std::move(l), a.tuple);
     }
@@ -1666,18 +2057,29 @@ class Renderer {
     return int_op(op, a.as_int(), b.as_int());
   }
 
-  Value repeat(const Value& seq, int64_t times) const {
-    size_t unit = seq.is(K::Str) ? seq.s.size() : seq.list->size();
-    if (times > 0 && unit > 0 && static_cast<uint64_t>(times) > (uint64_t{1} << 28) / unit) {
-      error("sequence repetition too large");
-    }
+  // seq * times: the size is checked before anything is built ('a' * 10**9 fails at once).
+  Value repeat(const Value& seq, int64_t times) {
+    uint64_t n = times > 0 ? static_cast<uint64_t>(times) : 0;
     if (seq.is(K::Str)) {
+      size_t size = saturating_mul(seq.s.size(), n);
+      budget_.check_string(size);
+      budget_.bytes(size);
       std::string out;
-      for (int64_t k = 0; k < times; ++k) out += seq.s;
+      if (size == 0) return Value::str(std::move(out));
+      out.reserve(size);
+      out = seq.s;
+      while (out.size() <= size / 2) out.append(out.data(), out.size());  // no reallocation
+      out.append(out.data(), size - out.size());
       return Value::str(std::move(out));
     }
+    size_t count = saturating_mul(seq.list->size(), n);
+    budget_.items(count);
     List out;
-    for (int64_t k = 0; k < times; ++k) out.insert(out.end(), seq.list->begin(), seq.list->end());
+    out.reserve(count);
+    for (uint64_t k = 0; k < n && !seq.list->empty(); ++k) {
+      budget_.copy(*seq.list);
+      out.insert(out.end(), seq.list->begin(), seq.list->end());
+    }
     return Value::list_of(std::move(out), seq.tuple);
   }
 
@@ -1769,7 +2171,7 @@ class Renderer {
     if (callee.e == E::Name) {
       if (callee.name == "raise_exception") {
         const Value* msg = param(a, 0, "message");
-        error(msg ? to_str(*msg) : std::string("raise_exception called"));
+        error(msg ? str(*msg) : std::string("raise_exception called"));
       }
       if (callee.name == "range") return call_range(a);
       if (callee.name == "namespace") return call_namespace(a);
@@ -1778,7 +2180,7 @@ class Renderer {
     error("only raise_exception, range, namespace and methods can be called");
   }
 
-  Value call_range(const Args& a) const {
+  Value call_range(const Args& a) {
     check_arity(a, 3, "range");
     for (const Value& v : a.pos) {
       if (!v.is(K::Int) && !v.is(K::Bool)) error("range() arguments must be integers");
@@ -1795,20 +2197,27 @@ class Renderer {
       out.push_back(Value::integer(k));
       if (__builtin_add_overflow(k, step, &k)) break;
     }
+    budget_.items(out.size());
     return Value::list_of(std::move(out));
   }
 
-  Value call_namespace(const Args& a) const {
+  Value call_namespace(const Args& a) {
     Dict d;
     for (const Value& v : a.pos) {
       if (!v.is(K::Dict)) error("namespace() takes only a dict positionally");
       d.insert(d.end(), v.dict->begin(), v.dict->end());
     }
     d.insert(d.end(), a.kw.begin(), a.kw.end());
-    return Value::dict_of(std::move(d), K::Ns);
+    // Each namespace is kept to the end of the render (see ~Renderer): it costs as much as a
+    // loop of a few iterations, so that they cannot fill the memory.
+    budget_.step(10 * kLoopSteps);
+    budget_.items(d.size());
+    Value ns = Value::dict_of(std::move(d), K::Ns);
+    namespaces_.push_back(ns.dict);
+    return ns;
   }
 
-  Value call_method(const Value& obj, const std::string& name, const Args& a) const {
+  Value call_method(const Value& obj, const std::string& name, const Args& a) {
     check_defined(obj);
     if (obj.is(K::Str)) return str_method(obj.s, name, a);
     if (obj.is(K::Dict)) return dict_method(obj, name, a);
@@ -1824,7 +2233,7 @@ class Renderer {
     return &v->s;
   }
 
-  Value str_method(const std::string& s, const std::string& name, const Args& a) const {
+  Value str_method(const std::string& s, const std::string& name, const Args& a) {
     if (name == "strip" || name == "lstrip" || name == "rstrip") {
       check_arity(a, 1, name);
       const std::string* chars = str_param(a, 0, "chars", name);
@@ -1842,18 +2251,23 @@ class Renderer {
       List parts = iterate(*items);
       for (size_t k = 0; k < parts.size(); ++k) {
         if (!parts[k].is(K::Str)) error("join(): sequence items must be str");
-        out += (k ? s : "") + parts[k].s;
+        if (k) out += s;
+        out += parts[k].s;
+        budget_.check_string(out.size());
       }
       return Value::str(std::move(out));
     }
     error(fmt::format("'str' object has no method '{}' in the supported Jinja subset", name));
   }
 
-  bool affix(const std::string& s, const std::string& name, const Args& a) const {
+  bool affix(const std::string& s, const std::string& name, const Args& a) {
     const Value* v = param(a, 0, "prefix");
     if (!v) error(fmt::format("{}() takes at least 1 argument", name));
-    List options = v->is(K::List) && v->tuple ? *v->list : List{*v};
-    for (const Value& o : options) {
+    const List* options = v->is(K::List) && v->tuple ? v->list.get() : nullptr;
+    size_t count = options ? options->size() : 1;
+    for (size_t k = 0; k < count; ++k) {
+      const Value& o = options ? (*options)[k] : *v;
+      budget_.step();
       if (!o.is(K::Str)) error(fmt::format("{}: argument must be str or a tuple of str", name));
       bool hit = name == "startswith" ? s.compare(0, o.s.size(), o.s) == 0
                                       : s.size() >= o.s.size() &&
@@ -1863,20 +2277,26 @@ class Renderer {
     return false;
   }
 
-  Value split(const std::string& s, const Args& a) const {
+  Value split(const std::string& s, const Args& a) {
     const std::string* sep = str_param(a, 0, "sep", "split");
     const Value* maxv = param(a, 1, "maxsplit");
     int64_t max = maxv ? maxv->as_int() : -1;
     List out;
+    auto add = [&](std::string part) {
+      budget_.check_items(out.size() + 1);
+      budget_.step(kItemSteps);  // the bytes come from s, already counted
+      out.push_back(Value::str(std::move(part)));
+    };
     if (sep) {
       if (sep->empty()) error("split(): empty separator");
+      Finder finder(*sep);
       size_t b = 0;
       for (size_t p; (max < 0 || static_cast<int64_t>(out.size()) < max) &&
-                     (p = s.find(*sep, b)) != std::string::npos;
+                     (p = finder.find(s, b)) != std::string::npos;
            b = p + sep->size()) {
-        out.push_back(Value::str(s.substr(b, p - b)));
+        add(s.substr(b, p - b));
       }
-      out.push_back(Value::str(s.substr(b)));
+      add(s.substr(b));
       return Value::list_of(std::move(out));
     }
     size_t p = 0;
@@ -1884,37 +2304,41 @@ class Renderer {
       while (p < s.size() && is_space(s[p])) ++p;
       if (p == s.size()) break;
       if (max >= 0 && static_cast<int64_t>(out.size()) == max) {
-        out.push_back(Value::str(strip(s.substr(p), false, true)));
+        add(strip(s.substr(p), false, true));
         break;
       }
       size_t b = p;
       while (p < s.size() && !is_space(s[p])) ++p;
-      out.push_back(Value::str(s.substr(b, p - b)));
+      add(s.substr(b, p - b));
     }
     return Value::list_of(std::move(out));
   }
 
-  Value replace(const std::string& s, const Args& a) const {
+  Value replace(const std::string& s, const Args& a) {
     const std::string* from = str_param(a, 0, "old", "replace");
     const std::string* to = str_param(a, 1, "new", "replace");
     if (!from || !to) error("replace() takes 2 string arguments");
     const Value* countv = param(a, 2, "count");
     int64_t count = countv && !countv->is(K::None) ? countv->as_int() : -1;
+    Finder finder(*from);
     std::string out;
     size_t b = 0;
     for (int64_t done = 0; count < 0 || done < count; ++done) {
-      size_t p = from->empty() ? (b <= s.size() ? b : std::string::npos) : s.find(*from, b);
+      size_t p = from->empty() ? (b <= s.size() ? b : std::string::npos) : finder.find(s, b);
       if (p == std::string::npos) break;
       if (from->empty()) {
         out += *to;
         if (p < s.size()) out += s[p];
         b = p + 1;
-        continue;
+      } else {
+        out.append(s, b, p - b);
+        out += *to;
+        b = p + from->size();
       }
-      out += s.substr(b, p - b) + *to;
-      b = p + from->size();
+      budget_.check_string(out.size());
     }
-    if (b <= s.size()) out += s.substr(b);
+    if (b <= s.size()) out.append(s, b, std::string::npos);
+    budget_.check_string(out.size());
     return Value::str(std::move(out));
   }
 
@@ -1924,25 +2348,30 @@ class Renderer {
     return out;
   }
 
-  Value dict_method(const Value& d, const std::string& name, const Args& a) const {
+  Value dict_method(const Value& d, const std::string& name, const Args& a) {
     if (name == "get") {
       check_arity(a, 2, "get");
       const Value* key = param(a, 0, "key");
       if (!key) error("get expected at least 1 argument, got 0");
+      budget_.step(lookup_steps(d.dict->size()));
       const Value* hit = key->is(K::Str) ? d.find(key->s) : nullptr;
       if (hit) return *hit;
       return a.pos.size() > 1 ? a.pos[1] : Value::none();
     }
+    if (name != "items" && name != "keys" && name != "values") {
+      error(fmt::format("'dict' object has no method '{}' in the supported Jinja subset", name));
+    }
+    budget_.items(2 * d.dict->size());
     List out;
+    out.reserve(d.dict->size());
     for (const auto& [key, v] : *d.dict) {
+      budget_.bytes(key.size() + v.s.size());
       if (name == "items") {
         out.push_back(Value::list_of({Value::str(key), v}, true));
       } else if (name == "keys") {
         out.push_back(Value::str(key));
-      } else if (name == "values") {
-        out.push_back(v);
       } else {
-        error(fmt::format("'dict' object has no method '{}' in the supported Jinja subset", name));
+        out.push_back(v);
       }
     }
     return Value::list_of(std::move(out));
@@ -1956,7 +2385,7 @@ class Renderer {
     return filter(e.name, v, a);
   }
 
-  Value filter(const std::string& name, const Value& v, const Args& a) const {
+  Value filter(const std::string& name, const Value& v, const Args& a) {
     if (name == "default" || name == "d") {
       const Value* dflt = param(a, 0, "default_value");
       const Value* boolean = param(a, 1, "boolean");
@@ -1966,15 +2395,24 @@ class Renderer {
     if (name == "length" || name == "count") return Value::integer(length(v));
     if (name == "tojson") return tojson(v, a);
     if (name == "first" || name == "last") {
+      bool first = name == "first";
+      if (v.is(K::List) && !v.list->empty()) return first ? v.list->front() : v.list->back();
+      if (v.is(K::Str) && !v.s.empty()) {
+        return Value::str(cp_at(v.s, first ? 0 : cp_prev(v.s, v.s.size())));
+      }
       List items = iterate(v);
       if (items.empty()) return Value::undef(fmt::format("{} of an empty sequence", name));
-      return name == "first" ? items.front() : items.back();
+      return first ? items.front() : items.back();
     }
     if (name == "join") {
       const std::string* sep = str_param(a, 0, "d", "join");
       std::string out;
       List items = iterate(v);
-      for (size_t k = 0; k < items.size(); ++k) out += (k && sep ? *sep : "") + to_str(items[k]);
+      for (size_t k = 0; k < items.size(); ++k) {
+        if (k && sep) out += *sep;
+        out += str(items[k]);
+        budget_.check_string(out.size());
+      }
       return Value::str(std::move(out));
     }
     if (name == "list") return Value::list_of(iterate(v));
@@ -1984,7 +2422,7 @@ class Renderer {
       return dict_method(v, "items", {});
     }
     if (name == "int" || name == "float" || name == "abs") return number_filter(name, v, a);
-    std::string s = to_str(v);
+    std::string s = str(v);
     if (name == "trim") return Value::str(strip(s, true, true, str_param(a, 0, "chars", name)));
     if (name == "upper" || name == "lower") return Value::str(ascii_case(s, name == "upper"));
     if (name == "capitalize") return Value::str(capitalize(s));
@@ -1998,7 +2436,7 @@ class Renderer {
       case K::Undef:
         return 0;
       case K::Str:
-        return static_cast<int64_t>(code_points(v.s).size());
+        return static_cast<int64_t>(cp_count(v.s));
       case K::List:
         return static_cast<int64_t>(v.list->size());
       case K::Dict:
@@ -2008,19 +2446,25 @@ class Renderer {
     }
   }
 
-  Value tojson(const Value& v, const Args& a) const {
+  Value tojson(const Value& v, const Args& a) {
     for (const auto& [key, x] : a.kw) {
       if (key != "indent" && key != "ensure_ascii") {
         error(fmt::format("tojson: argument '{}' is outside the supported Jinja subset", key));
       }
     }
     const Value* indent = param(a, 0, "indent");
-    int ind = indent && !indent->is(K::None) ? static_cast<int>(indent->as_int()) : -1;
-    try {
-      return Value::str(to_json(v, ind));
-    } catch (const Error& err) {
-      error(err.what());
+    int64_t ind = -1;
+    if (indent && !indent->is(K::None)) {
+      ind = std::max<int64_t>(indent->as_int(), 0);  // json.dumps: a negative indent is 0
+      budget_.check_string(static_cast<size_t>(ind));
     }
+    std::string out;
+    try {
+      append_json(out, v, ind, budget_);
+    } catch (const NotJson& bad) {
+      error(fmt::format("Object of type {} is not JSON serializable", bad.type));
+    }
+    return Value::str(std::move(out));
   }
 
   Value number_filter(const std::string& name, const Value& v, const Args& a) const {
@@ -2069,7 +2513,7 @@ class Renderer {
     const Value* arg = param(a, 0, "other");
     if (t == "eq" || t == "equalto" || t == "ne") {
       if (!arg) error(fmt::format("test '{}' needs an argument", t));
-      return equal(v, *arg) == (t != "ne");
+      return equal(v, *arg, budget_) == (t != "ne");
     }
     if (t == "in") {
       if (!arg) error("test 'in' needs an argument");
@@ -2081,6 +2525,7 @@ class Renderer {
     if (!arg || !arg->numeric() || arg->as_int() == 0) {
       error("test 'divisibleby' needs a non-zero integer");
     }
+    if (arg->as_int() == -1) return true;  // INT64_MIN % -1 overflows
     return v.as_int() % arg->as_int() == 0;
   }
 };
@@ -2108,12 +2553,19 @@ ChatTemplate::ChatTemplate(const std::string& source, const std::string& where) 
 }
 
 std::string ChatTemplate::render(const nlohmann::json& context) const {
+  return render(context, RenderLimits{});
+}
+
+std::string ChatTemplate::render(const nlohmann::json& context, const RenderLimits& limits) const {
+  MOXING_CHECK(limits.max_steps > 0 && limits.max_bytes > 0,
+               "{}: render limits must be positive (max_steps {}, max_bytes {})", parsed_->where,
+               limits.max_steps, limits.max_bytes);
   MOXING_CHECK(context.is_object() || context.is_null(),
                "{}: the render context must be a JSON object, got {}", parsed_->where,
                context.type_name());
   Dict ctx;
   if (context.is_object()) ctx = *from_json(context).dict;
-  Renderer r(parsed_->where, std::move(ctx));
+  Renderer r(parsed_->where, std::move(ctx), limits);
   r.exec(parsed_->body);
   return std::move(r.out);
 }
