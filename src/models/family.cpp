@@ -130,7 +130,10 @@ nn::TensorList map_file_tensors(const std::vector<SafetensorsFile>& files, const
       }
       Tensor t = tensor;
       // a view: no copy (quantized weights are saved in the module's layout already)
-      if (rules.is_transposed(name) && t.dim() == 2 && !is_quantized(t.dtype())) t = t.t();
+      if (rules.is_transposed(name) && t.dim() == 2 && !is_quantized(t.dtype()) &&
+          t.dtype() != DType::i8) {
+        t = t.t();
+      }
       if (given.insert(name).second) state.emplace_back(name, t);
     }
   }
@@ -294,6 +297,11 @@ Tensor quantized_as_bytes(const Tensor& q) {
 
 // The inverse: a u8 (rows, row bytes) tensor read back as a (rows, K) tensor of type.
 Tensor quantized_from_bytes_impl(const Tensor& bytes, DType type, const std::string& what) {
+  if (!is_quantized(type)) {  // per-channel int8: an I8 tensor as it is
+    MOXING_CHECK(bytes.dtype() == type, "{}: a {} weight is stored as {}, got {}", what,
+                 dtype_name(type), dtype_name(type), dtype_name(bytes.dtype()));
+    return bytes;
+  }
   const auto block_bytes = static_cast<int64_t>(dtype_block_bytes(type));
   MOXING_CHECK(bytes.dtype() == DType::u8 && bytes.dim() == 2 && bytes.size(1) % block_bytes == 0,
                "{}: a {} weight is stored as u8 rows of whole {}-byte blocks, got {} of shape {}",
@@ -317,9 +325,9 @@ std::map<std::string, DType> quantized_weights_impl(const json& config, const st
   for (const auto& [path, type] : q["modules"].items()) {
     std::optional<DType> t =
         type.is_string() ? dtype_from_name(type.get<std::string>()) : std::nullopt;
-    MOXING_CHECK(t && is_quantized(*t),
+    MOXING_CHECK(t && (is_quantized(*t) || *t == DType::i8),
                  "{}: quantization_config gives module {} the type {}, not a quantized dtype "
-                 "(q8_0, q4_0, q4_1, q4_k, q6_k)",
+                 "(q8_0, q4_0, q4_1, q4_k, q6_k, i8)",
                  where, path, type.dump());
     out[path + ".weight"] = *t;
   }
@@ -454,6 +462,7 @@ Model from_pretrained(const std::string& dir, const PretrainedOptions& options,
   for (SafetensorsFile& f : files) {
     for (auto& [name, t] : f.tensors) {
       auto it = quantized.find(name);
+      // block types are stored as u8 rows; per-channel int8 is an I8 tensor already
       if (it != quantized.end()) t = quantized_from_bytes_impl(t, it->second, f.path + ": " + name);
     }
   }
@@ -476,7 +485,9 @@ std::vector<std::pair<std::string, Tensor>> weights_for_saving(const Model& mode
       out.emplace_back(name, quantized_as_bytes(t));
       continue;
     }
-    bool transposed = model.family->rules.is_transposed(name) && t.dim() == 2;
+    // per-channel int8 weights stay in the module's (out, in) layout, as the block types do
+    bool transposed =
+        model.family->rules.is_transposed(name) && t.dim() == 2 && t.dtype() != DType::i8;
     out.emplace_back(name, transposed ? t.t() : t);
   }
   return out;

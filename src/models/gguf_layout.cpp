@@ -74,6 +74,10 @@ void save_gguf_model(const std::string& path, const Model& model,
     std::optional<std::string> g = layout.gguf_name(hf_name);
     if (!g) continue;
     Tensor x = t.detach();
+    MOXING_CHECK(x.dtype() != DType::i8,
+                 "{}: '{}' is per-channel int8, which GGUF has no layout for (its scales are per "
+                 "row); write it as a model folder, or quantize to q8_0 for GGUF",
+                 path, hf_name);
     if (!is_quantized(x.dtype()) && x.dtype() != DType::f32) x = x.to(DType::f32);
     if (layout.to_file) x = layout.to_file(hf_name, x, model.config);
     tensors.push_back(gguf_tensor_data(*g, x.contiguous()));

@@ -6,18 +6,20 @@
 
 #include "moxing/ops/elementwise.h"
 #include "moxing/ops/quant.h"
+#include "moxing/ops/shape.h"
 
 namespace moxing::nn {
 
 QuantizedLinear::QuantizedLinear(int64_t in, int64_t out, bool with_bias, DType type_)
     : in_features(in), out_features(out), type(type_) {
-  MOXING_CHECK(is_quantized(type), "QuantizedLinear: {} is not a quantized dtype",
-               dtype_name(type));
+  MOXING_CHECK(is_quantized(type) || type == DType::i8,
+               "QuantizedLinear: {} is not a quantized dtype", dtype_name(type));
   MOXING_CHECK(in >= 0 && out >= 0 && in % dtype_block_numel(type) == 0,
                "QuantizedLinear: {} stores rows in blocks of {}, and in_features {} does not "
                "divide into them",
                dtype_name(type), dtype_block_numel(type), in);
   weight = register_parameter("weight", zeros({out, in}, TensorOptions(type)), false);
+  if (type == DType::i8) weight_scale = register_parameter("weight_scale", zeros({out}), false);
   if (with_bias) bias = register_parameter("bias", zeros({out}));
 }
 
@@ -27,12 +29,19 @@ std::shared_ptr<QuantizedLinear> QuantizedLinear::from_linear(const Linear& line
     DeviceGuard shapes_only(kMeta);
     q = std::make_shared<QuantizedLinear>(linear.in_features, linear.out_features, false, type);
   }
-  q->weight = q->register_parameter("weight", quantize(linear.weight.detach(), type), false);
+  if (type == DType::i8) {
+    Int8Rows rows = quantize_int8_rows(linear.weight.detach());
+    q->weight = q->register_parameter("weight", rows.weight, false);
+    q->weight_scale = q->register_parameter("weight_scale", rows.scale, false);
+  } else {
+    q->weight = q->register_parameter("weight", quantize(linear.weight.detach(), type), false);
+  }
   if (linear.bias.defined()) q->bias = q->register_parameter("bias", linear.bias);
   return q;
 }
 
 Tensor QuantizedLinear::forward(const Tensor& x) {
+  if (type == DType::i8) return int8_linear(x, weight, weight_scale, bias, f32_compute);
   return quantized_linear(x, weight, bias, f32_compute);
 }
 
@@ -76,9 +85,10 @@ DType quantized_type_for(int64_t in, DType type, DType fallback) {
 }
 
 QuantizeReport quantize_modules(Module& root, const QuantizeOptions& options) {
-  MOXING_CHECK(is_quantized(options.type) && is_quantized(options.fallback),
-               "quantize_modules: {} and {} must be quantized dtypes", dtype_name(options.type),
-               dtype_name(options.fallback));
+  MOXING_CHECK(
+      (is_quantized(options.type) || options.type == DType::i8) && is_quantized(options.fallback),
+      "quantize_modules: {} and {} must be quantized dtypes", dtype_name(options.type),
+      dtype_name(options.fallback));
   QuantizeReport report;
   // embeddings first, so that a head tied to a table can take the quantized table
   std::vector<std::pair<Tensor, Tensor>> tables;  // (f32 table, its quantized tensor)
@@ -116,7 +126,7 @@ QuantizeReport quantize_modules(Module& root, const QuantizeOptions& options) {
         }
         const DType t = quantized_type_for(l->in_features, options.type, options.fallback);
         report[path] = t;
-        if (!is_quantized(t)) return nullptr;
+        if (!is_quantized(t) && t != DType::i8) return nullptr;  // rows left in f32
         return QuantizedLinear::from_linear(*l, t);
       });
   return report;
@@ -146,7 +156,11 @@ int dequantize_modules(Module& root) {
         for (const auto& [quantized, table] : tables) {
           if (quantized.shares_storage(q->weight)) w = table;
         }
-        l->weight = l->register_parameter("weight", w.defined() ? w : dequantize(q->weight));
+        if (!w.defined()) {
+          w = q->type == DType::i8 ? mul(q->weight.to(DType::f32), q->weight_scale.unsqueeze(1))
+                                   : dequantize(q->weight);
+        }
+        l->weight = l->register_parameter("weight", w);
         if (q->bias.defined()) l->bias = l->register_parameter("bias", q->bias);
         return l;
       });
@@ -154,9 +168,10 @@ int dequantize_modules(Module& root) {
 }
 
 DType quantize_type_from_name(const std::string& name, const std::string& what) {
+  if (name == "int8") return DType::i8;
   std::optional<DType> t = dtype_from_name(name);
   MOXING_CHECK(t && is_quantized(*t) && *t != DType::q6_k,
-               "{} {}: moxing quantizes to q8_0, q4_0, q4_1 or q4_k", what, name);
+               "{} {}: moxing quantizes to q8_0, q4_0, q4_1, q4_k or int8", what, name);
   return *t;
 }
 

@@ -2,8 +2,12 @@
 // shapes, the kernel calls and the backward wrt the f32 inputs.
 #include "moxing/ops/quant.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "kernels/quant.h"
 #include "moxing/autograd/node.h"
+#include "moxing/core/parallel.h"
 #include "moxing/ops/elementwise.h"
 #include "moxing/ops/shape.h"
 
@@ -92,6 +96,82 @@ Tensor quantized_linear(const Tensor& x, const Tensor& w, const Tensor& b, bool 
     MOXING_CHECK(b.dim() == 1 && b.size(0) == N,
                  "quantized_linear: bias shape {} does not match weight shape {} (expected [{}])",
                  shape_str(b.shape()), shape_str(w.shape()), N);
+    return add(out, b);
+  }
+  return out;
+}
+
+Int8Rows quantize_int8_rows(const Tensor& w) {
+  MOXING_CHECK(w.defined() && w.dim() == 2, "quantize_int8_rows: w must be 2-D (N, K), got {}",
+               w.defined() ? shape_str(w.shape()) : "an undefined tensor");
+  Tensor wf = contiguous(w.detach().to(DType::f32));
+  const int64_t N = wf.size(0), K = wf.size(1);
+  Int8Rows out{empty({N, K}, wf.options().dtype(DType::i8)), empty({N}, wf.options())};
+  if (wf.is_meta()) return out;
+  const float* p = wf.data<float>();
+  auto* q = out.weight.data<int8_t>();
+  float* s = out.scale.data<float>();
+  parallel_for(0, N, 16, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      float amax = 0.f;
+      for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(p[n * K + k]));
+      s[n] = amax / 127.f;
+      const float id = amax != 0.f ? 127.f / amax : 0.f;
+      for (int64_t k = 0; k < K; ++k) {
+        q[n * K + k] = static_cast<int8_t>(std::nearbyint(p[n * K + k] * id));
+      }
+    }
+  });
+  return out;
+}
+
+Tensor int8_linear(const Tensor& x, const Tensor& weight, const Tensor& scale, const Tensor& b,
+                   bool f32_compute) {
+  MOXING_CHECK(weight.defined() && weight.dtype() == DType::i8 && weight.dim() == 2 &&
+                   weight.is_contiguous(),
+               "int8_linear: weight must be a contiguous 2-D i8 tensor, got {}",
+               weight.defined()
+                   ? dtype_name(weight.dtype()) + std::string(" ") + shape_str(weight.shape())
+                   : "an undefined tensor");
+  MOXING_CHECK(scale.defined() && scale.dtype() == DType::f32 && scale.dim() == 1 &&
+                   scale.size(0) == weight.size(0),
+               "int8_linear: scale must be f32 of shape [{}] (one per output row), got {}",
+               weight.size(0), scale.defined() ? shape_str(scale.shape()) : "undefined");
+  MOXING_CHECK(
+      x.defined() && x.dtype() == DType::f32 && x.dim() >= 1 && x.size(-1) == weight.size(1),
+      "int8_linear: input {} does not match weight shape {} (C_in {})",
+      x.defined() ? shape_str(x.shape()) : "undefined", shape_str(weight.shape()), weight.size(1));
+  check_same_device("int8_linear", {x, weight, scale, b});
+  const int64_t N = weight.size(0), K = weight.size(1);
+  const int64_t M = x.numel() / std::max<int64_t>(K, 1);
+  Shape out_shape = x.shape();
+  out_shape.back() = N;
+  Tensor xc = contiguous(x.detach());
+  Tensor out = empty(out_shape, x.options());
+  if (!out.is_meta() && out.numel() > 0) {
+    kernels::quant_matmul().get(x.device(), DType::i8)(xc.data<float>(), M, K, weight.raw_data(), N,
+                                                       out.data<float>(), f32_compute);
+  }
+  Tensor s = scale.detach();
+  out = mul(out, s);  // the row scales, broadcast over the outputs' last dim
+  if (autograd::any_requires_grad({x})) {
+    Tensor wd = weight.detach();
+    Shape x_shape = x.shape();
+    autograd::record("int8_linear", {out}, {x},
+                     [wd, s, x_shape, M, N, K](const std::vector<Tensor>& g) {
+                       Tensor gc = contiguous(mul(g[0], s));
+                       Tensor dx = empty(x_shape, gc.options());
+                       if (!dx.is_meta() && dx.numel() > 0) {
+                         kernels::quant_matmul_grad().get(gc.device(), DType::i8)(
+                             gc.data<float>(), M, N, wd.raw_data(), K, dx.data<float>());
+                       }
+                       return std::vector<Tensor>{dx};
+                     });
+  }
+  if (b.defined()) {
+    MOXING_CHECK(b.dim() == 1 && b.size(0) == N,
+                 "int8_linear: bias shape {} does not match weight shape {} (expected [{}])",
+                 shape_str(b.shape()), shape_str(weight.shape()), N);
     return add(out, b);
   }
   return out;

@@ -68,6 +68,10 @@ TEST_F(QuantizeCli, QuantizedFolderLoadsEverywhereAndScoresCloseToF32) {
   EXPECT_NEAR(q8, f32, 0.02 * f32);
   EXPECT_NEAR(exact, f32, 0.02 * f32);
   EXPECT_NE(q8, exact);  // the 8-bit activations do change the sums a little
+  auto i8 = run_cli("quantize " + run() + " --out " + path("i8") + " --type int8");
+  ASSERT_EQ(i8.code, 0) << i8.out;
+  EXPECT_NEAR(loss(path("i8")), f32, 0.02 * f32);
+  EXPECT_TRUE(has(run_cli("info " + path("i8")).out, "weight_scale"));
   auto g = run_cli("generate " + path("q8") + " --prompt \"the cat\" --greedy --max-new-tokens 5");
   EXPECT_EQ(g.code, 0) << g.out;
   EXPECT_TRUE(has(g.out, "the cat")) << g.out;
@@ -99,7 +103,8 @@ TEST_F(QuantizeCli, BadTypeAndExistingOutputAreClearErrors) {
   ASSERT_EQ(train_.code, 0) << train_.out;
   auto r = run_cli("quantize " + run() + " --out " + path("x") + " --type q5_0");
   EXPECT_NE(r.code, 0);
-  EXPECT_TRUE(has(r.out, "--type q5_0: moxing quantizes to q8_0, q4_0, q4_1 or q4_k")) << r.out;
+  EXPECT_TRUE(has(r.out, "--type q5_0: moxing quantizes to q8_0, q4_0, q4_1, q4_k or int8"))
+      << r.out;
   fs::create_directories(path("exists"));
   r = run_cli("quantize " + run() + " --out " + path("exists") + " --type q8_0");
   EXPECT_NE(r.code, 0);

@@ -198,6 +198,31 @@ TEST(QuantizedModels, F32ComputeAndDequantizeModulesGiveTheDequantizedModel) {
   EXPECT_LT(max_abs_diff(logits(m), exact), 1e-5);
 }
 
+TEST(QuantizedModels, Int8FolderStoresWeightAndScaleAsSafetensorsTensors) {
+  Model m = tiny_gpt();
+  m.module->eval();
+  const Tensor f32_logits = logits(m);
+  nn::QuantizeOptions o;
+  o.type = DType::i8;
+  nn::quantize_modules(*m.module, o);
+  const Tensor before = logits(m);
+  EXPECT_LT(max_abs_diff(before, f32_logits), 0.05);
+  TempDir tmp("int8_gpt");
+  m.save_pretrained(tmp.path);
+  SafetensorsFile file = load_safetensors(tmp.path + "/model.safetensors");
+  EXPECT_EQ(file.get("transformer.h.0.mlp.c_fc.weight").dtype(), DType::i8);
+  EXPECT_EQ(file.get("transformer.h.0.mlp.c_fc.weight").shape(), (Shape{256, 64}));
+  EXPECT_EQ(file.get("transformer.h.0.mlp.c_fc.weight_scale").shape(), (Shape{256}));
+  EXPECT_EQ(
+      read_config_json(tmp.path)["quantization_config"]["modules"]["transformer.h.0.mlp.c_fc"],
+      "i8");
+  Model back = from_pretrained(tmp.path);
+  EXPECT_EQ(weight_type(back, "transformer.h.0.mlp.c_fc"), DType::i8);
+  EXPECT_EQ(max_abs_diff(logits(back), before), 0.0);
+  EXPECT_TRUE(contains(error_of([&] { save_gguf_model(tmp.path + "/x.gguf", m, tokenizer()); }),
+                       "per-channel int8, which GGUF has no layout for"));
+}
+
 TEST(QuantizedModels, GgufWriterNamesWhatItCannotWrite) {
   Model m = build_model(find_family("bert"), {{"vocab_size", 30},
                                               {"hidden_size", 32},

@@ -190,6 +190,44 @@ TEST(Quant, IntegerProductsAreExactForTheQuantizedActivations) {
   }
 }
 
+// Per-channel int8: scale = max|row| / 127, codes = round(w / scale); the product equals the
+// dequantized linear's within the 8-bit activations' rounding, exactly in f32 compute; its
+// gradient is the dequantized linear's.
+TEST(Quant, Int8RowsAndTheirLinear) {
+  IsaGuard guard;
+  const Tensor w = random_matrix(20, 96, 31, 0.2);
+  Int8Rows rows = quantize_int8_rows(w);
+  ASSERT_EQ(rows.weight.dtype(), DType::i8);
+  ASSERT_EQ(rows.scale.shape(), (Shape{20}));
+  const std::vector<float> wv = w.to_vector<float>();
+  float amax = 0.f;
+  for (int k = 0; k < 96; ++k) amax = std::max(amax, std::fabs(wv[static_cast<size_t>(k)]));
+  EXPECT_FLOAT_EQ(rows.scale.to_vector<float>()[0], amax / 127.f);
+  const Tensor wd = mul(rows.weight.to(DType::f32), rows.scale.unsqueeze(1));
+  EXPECT_LT(relative_error(wd, w), 0.01);
+  const Tensor x = random_matrix(4, 96, 32).requires_grad_();
+  const Tensor want = linear(x.detach(), wd);
+  EXPECT_LT(relative_error(int8_linear(x.detach(), rows.weight, rows.scale, Tensor(), true), want),
+            1e-6);
+  for (auto isa : isas_this_cpu_runs()) {
+    kernels::set_quant_isa(isa);
+    EXPECT_LT(relative_error(int8_linear(x.detach(), rows.weight, rows.scale), want), 0.02)
+        << kernels::quant_isa_name(isa);
+  }
+  const Tensor g = random_matrix(4, 20, 33);
+  sum(mul(int8_linear(x, rows.weight, rows.scale), g)).backward();
+  const Tensor x2 = x.detach().requires_grad_();
+  sum(mul(linear(x2, wd), g)).backward();
+  EXPECT_LT(relative_error(x.grad(), x2.grad()), 1e-5);
+  // rows of 100 inputs (not whole 32-blocks) take the f32 path
+  const Int8Rows odd = quantize_int8_rows(random_matrix(3, 100, 34));
+  const Tensor xo = random_matrix(2, 100, 35);
+  EXPECT_LT(relative_error(int8_linear(xo, odd.weight, odd.scale),
+                           linear(xo, mul(odd.weight.to(DType::f32), odd.scale.unsqueeze(1)))),
+            1e-6);
+  expect_error([&] { int8_linear(xo, odd.weight, rows.scale); }, "scale must be f32 of shape [3]");
+}
+
 TEST(Quant, LinearSplitsRowsOverThreadsWithoutChangingResults) {
   const Tensor w = quantize(random_matrix(300, 256, 3), DType::q4_k);
   const Tensor x = random_matrix(3, 256, 4);

@@ -105,12 +105,14 @@ int run_quantize(const QuantizeCliOptions& o) {
 Command add_quantize_command(CLI::App& app) {
   auto o = std::make_shared<QuantizeCliOptions>();
   auto* cmd = app.add_subcommand(
-      "quantize", "Quantize a model's weights (q8_0, q4_0, q4_1, q4_k) into a new model folder");
+      "quantize",
+      "Quantize a model's weights (q8_0, q4_0, q4_1, q4_k, int8) into a model folder or GGUF file");
   cmd->add_option("IN", o->in, "Model folder, `moxing train` run folder or GGUF file")->required();
   cmd->add_option("--out", o->out, "The model folder to write, or a .gguf file")->required();
   cmd->add_option("--type", o->type,
                   "Type of the Linear weights: q8_0 (8.5 bits per weight), q4_0 (4.5), q4_1 (5), "
-                  "q4_k (4.5; rows must be multiples of 256 inputs), or f32 (none: a model "
+                  "q4_k (4.5; rows must be multiples of 256 inputs), int8 (per-channel: an i8 "
+                  "weight and an f32 scale per row; model folders only), or f32 (none: a model "
                   "written as GGUF)");
   cmd->add_option("--embeddings", o->embeddings,
                   "Type of embedding tables and a tied output head: q8_0 (default) or f32, or "

@@ -188,6 +188,7 @@ std::map<std::string, DType> quantized_weights(const nlohmann::json& config,
                                                const std::string& where);
 /// A quantized weight as model.safetensors stores it (u8, one row of whole blocks per weight
 /// row: (rows, row bytes)) read back as the (rows, K) tensor of type; what names it in errors.
+/// A per-channel int8 weight (type i8) is stored as it is and comes back unchanged.
 Tensor quantized_from_bytes(const Tensor& bytes, DType type, const std::string& what);
 
 /// What from_pretrained found besides the weights it loaded.

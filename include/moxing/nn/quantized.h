@@ -12,7 +12,9 @@
 
 namespace moxing::nn {
 
-/// y = x W^T + b with W (out, in) quantized: Linear with a quantized weight.
+/// y = x W^T + b with W (out, in) quantized: Linear with a quantized weight. type is a block
+/// type (q8_0, q4_0, q4_1, q4_k, q6_k) or i8: per-channel int8, a weight i8 (out, in) with an f32
+/// weight_scale (out) — as model.safetensors stores them.
 class QuantizedLinear : public UnaryModule {
  public:
   /// Zero weights of type (filled by load_state_dict); bias f32 when with_bias.
@@ -27,6 +29,7 @@ class QuantizedLinear : public UnaryModule {
   /// Multiply in f32 with the dequantized weight instead of in 8-bit integers.
   bool f32_compute = false;
   Tensor weight, bias;
+  Tensor weight_scale;  // i8 only
 };
 
 /// Rows of a quantized (V, C) table: Embedding with a quantized weight (not trainable).
@@ -44,7 +47,7 @@ class QuantizedEmbedding : public UnaryModule {
 
 /// What quantize_modules does.
 struct QuantizeOptions {
-  /// The type of Linear weights (q8_0, q4_0, q4_1, q4_k).
+  /// The type of Linear weights (q8_0, q4_0, q4_1, q4_k, or i8: per-channel int8).
   DType type = DType::q8_0;
   /// The type for a weight whose rows do not divide into type's blocks (q4_k needs multiples of
   /// 256 inputs): llama.cpp's rule picks Q5_0 there, which moxing lacks, so the next larger
@@ -73,8 +76,8 @@ DType quantized_type_for(int64_t in, DType type, DType fallback);
 /// Embedding with the dequantized f32 weight (tied tables stay tied). Returns how many.
 int dequantize_modules(Module& root);
 
-/// The type a name ("q8_0", "q4_0", "q4_1", "q4_k") gives quantize_modules; what names the
-/// option in the error for any other name.
+/// The type a name ("q8_0", "q4_0", "q4_1", "q4_k", or "int8" for per-channel int8: i8) gives
+/// quantize_modules; what names the option in the error for any other name.
 DType quantize_type_from_name(const std::string& name, const std::string& what);
 
 /// Sets f32_compute on every QuantizedLinear in root.

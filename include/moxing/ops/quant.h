@@ -18,6 +18,18 @@ Tensor dequantize(const Tensor& q);
 /// Differentiable wrt x and b.
 Tensor quantized_linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(),
                         bool f32_compute = false);
+/// Per-channel symmetric int8: w (N, K) f32 -> weight i8 (N, K) and scale f32 (N) with
+/// scale[n] = max_k |w[n, k]| / 127 and weight = round(w / scale) (0 rows get scale 0).
+struct Int8Rows {
+  Tensor weight, scale;
+};
+Int8Rows quantize_int8_rows(const Tensor& w);
+/// y = x (weight * scale[:, None])^T + b for per-channel int8 weight (N, K) i8 and scale (N) f32;
+/// the products run in 8-bit integers (activations quantized per 32-value block) or, with
+/// f32_compute, in f32. Differentiable wrt x and b.
+Tensor int8_linear(const Tensor& x, const Tensor& weight, const Tensor& scale,
+                   const Tensor& b = Tensor(), bool f32_compute = false);
+
 /// Rows of a quantized table (V, C) for integer ids (...) -> (..., C) f32. Not differentiable.
 Tensor quantized_embedding(const Tensor& table, const Tensor& ids);
 

@@ -18,19 +18,17 @@ namespace moxing::kernels {
 
 namespace {
 
+// The vector files also use F16C's half conversions: every CPU with AVX2 has F16C (Intel since
+// Ivy Bridge, AMD since Piledriver), so it is not asked for separately.
 QuantIsa detect_isa() {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
-      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c")) {
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     return QuantIsa::avx512_vnni;
   }
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-      __builtin_cpu_supports("f16c")) {
-    return QuantIsa::avx2;
-  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return QuantIsa::avx2;
 #endif
   return QuantIsa::scalar;
 }
@@ -317,6 +315,12 @@ void dequantize_q4_k(const void* in, int64_t n, float* y) {
   }
 }
 
+// per-channel int8 rows without their scale (the caller multiplies by it)
+void dequantize_i8(const void* in, int64_t n, float* y) {
+  const auto* p = static_cast<const int8_t*>(in);
+  for (int64_t k = 0; k < n; ++k) y[k] = static_cast<float>(p[k]);
+}
+
 void dequantize_q6_k(const void* in, int64_t n, float* y) {
   const auto* p = static_cast<const uint8_t*>(in);
   for (int64_t b = 0; b < n / 256; ++b, p += 210) {
@@ -382,6 +386,12 @@ float row_scalar(int kind, const uint8_t* w, const XBlock* x, int64_t nb) {
     const XBlock& xb = x[b];
     int dot = 0;
     switch (kind) {
+      case qsimd::kI8: {
+        const auto* p = reinterpret_cast<const int8_t*>(w + 32 * b);
+        for (int j = 0; j < 32; ++j) dot += p[j] * xb.q[j];
+        acc += xb.d * static_cast<float>(dot);
+        break;
+      }
       case qsimd::kQ8_0: {
         const uint8_t* p = w + 34 * b;
         for (int j = 0; j < 32; ++j) dot += static_cast<int8_t>(p[2 + j]) * xb.q[j];
@@ -461,7 +471,7 @@ void matmul(const float* x, int64_t M, int64_t K, const void* wv, int64_t N, flo
             bool f32_compute) {
   const auto* w = static_cast<const uint8_t*>(wv);
   const size_t row_bytes = dtype_nbytes(T, K);
-  if (Kind < 0 || f32_compute) {
+  if (Kind < 0 || f32_compute || K % 32 != 0) {
     matmul_dequantized(dequantize_rows().get(kCPU, T), row_bytes, x, M, K, w, N, y);
     return;
   }
@@ -520,5 +530,9 @@ MOXING_REGISTER_KERNEL(quant_matmul_grad, cpu, q4_0, cpu::matmul_grad<DType::q4_
 MOXING_REGISTER_KERNEL(quant_matmul_grad, cpu, q4_1, cpu::matmul_grad<DType::q4_1>);
 MOXING_REGISTER_KERNEL(quant_matmul_grad, cpu, q4_k, cpu::matmul_grad<DType::q4_k>);
 MOXING_REGISTER_KERNEL(quant_matmul_grad, cpu, q6_k, cpu::matmul_grad<DType::q6_k>);
+// per-channel int8 (i8 rows; the row scales are applied by the op)
+MOXING_REGISTER_KERNEL(dequantize_rows, cpu, i8, cpu::dequantize_i8);
+MOXING_REGISTER_KERNEL(quant_matmul, cpu, i8, (cpu::matmul<DType::i8, cpu::qsimd::kI8>));
+MOXING_REGISTER_KERNEL(quant_matmul_grad, cpu, i8, cpu::matmul_grad<DType::i8>);
 
 }  // namespace moxing::kernels

@@ -16,7 +16,8 @@ struct XBlock {
 };
 
 /// The weight layouts the integer products read (ggml's blocks).
-enum WeightKind : int { kQ8_0 = 0, kQ4_0 = 1, kQ4_1 = 2, kQ4_K = 3 };
+/// kI8: plain int8 rows (per-channel int8; the row scale is applied by the caller).
+enum WeightKind : int { kQ8_0 = 0, kQ4_0 = 1, kQ4_1 = 2, kQ4_K = 3, kI8 = 4 };
 
 /// x (nblocks * 32 values) -> nblocks XBlocks: d = max|x| / 127, q = round-to-even(x * 127 /
 /// max|x|).
