@@ -26,10 +26,11 @@ import numpy as np
 
 def llama_cpp_loss(path, text):
     import llama_cpp
-    llm = llama_cpp.Llama(model_path=path, n_ctx=4096, n_batch=512, logits_all=True,
+    # windows of the model's own context (n_ctx=0), as `moxing perplexity` scores
+    llm = llama_cpp.Llama(model_path=path, n_ctx=0, n_batch=8192, n_ubatch=8192, logits_all=True,
                           n_threads=os.cpu_count(), verbose=False)
     ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-    ctx = llm.n_ctx()
+    ctx = min(llm.n_ctx(), llm._model.n_ctx_train())  # llama.cpp rounds n_ctx up to 256
     nll, count = 0.0, 0
     for begin in range(0, len(ids), ctx):
         x = ids[begin:begin + ctx]
