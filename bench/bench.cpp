@@ -213,7 +213,9 @@ int run_bench(const BenchOptions& opt) {
   std::printf("sgemm results checked against f64 dot products: max relative error %.2g%s\n",
               gemm_error, gemm_error < 1e-4 ? "" : "  <-- WRONG RESULTS");
   const char* forced = std::getenv("OPENBLAS_CORETYPE");
-  if (forced != nullptr && *forced != '\0' && peak.isa == "avx512") {
+  // the CLI sets SkylakeX itself where OpenBLAS fell back to Prescott (tools/moxing/main.cpp)
+  if (forced != nullptr && *forced != '\0' && peak.isa == "avx512" &&
+      std::string(forced) != "SkylakeX") {
     std::printf(
         "note: OPENBLAS_CORETYPE=%s limits OpenBLAS to that kernel while this CPU has "
         "AVX-512;\n      unset it (and OPENBLAS_L2_SIZE) to let OpenBLAS pick its own.\n",
