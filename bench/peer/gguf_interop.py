@@ -8,6 +8,7 @@
    (--hf-folder, e.g. SmolLM2 saved by transformers) to GGUF at --outtype; `moxing perplexity`
    and llama.cpp score the result, next to transformers' loss on the folder.
 Both sides tokenize with their own tokenizer (the token counts are printed; they must agree).
+Needs llama-cpp-python, torch, transformers, numpy, and sentencepiece for the converter.
 Usage: python3 bench/peer/gguf_interop.py --file TEXT [--moxing-written A.gguf ...]
        [--hf-folder DIR --outtype q8_0] [--moxing build/release/moxing]
 """
