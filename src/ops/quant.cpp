@@ -31,6 +31,35 @@ void check_quantized(const char* op, const Tensor& q, const char* what) {
                shape_str(q.shape()));
 }
 
+// Records dx = (dy * col_scale) w for out = x w^T (w of dtype w_dtype: a quantized type or i8);
+// col_scale may be undefined (none).
+void record_input_gradient(const char* op, const Tensor& out, const Tensor& x, const Tensor& w,
+                           const Tensor& col_scale, int64_t M, int64_t N, int64_t K) {
+  if (!autograd::any_requires_grad({x})) return;
+  Tensor wd = w.detach();
+  Tensor s = col_scale.defined() ? col_scale.detach() : Tensor();
+  Shape x_shape = x.shape();
+  autograd::record(op, {out}, {x}, [wd, s, x_shape, M, N, K](const std::vector<Tensor>& g) {
+    Tensor gc = contiguous(s.defined() ? mul(g[0], s) : g[0]);
+    Tensor dx = empty(x_shape, gc.options());
+    if (!dx.is_meta() && dx.numel() > 0) {
+      kernels::quant_matmul_grad().get(gc.device(), wd.dtype())(gc.data<float>(), M, N,
+                                                                wd.raw_data(), K, dx.data<float>());
+    }
+    return std::vector<Tensor>{dx};
+  });
+}
+
+// out + b for a bias of shape [N] (checked), or out without one
+Tensor add_bias(const char* op, const Tensor& out, const Tensor& b, const Tensor& w) {
+  if (!b.defined()) return out;
+  const int64_t N = w.size(0);
+  MOXING_CHECK(b.dim() == 1 && b.size(0) == N,
+               "{}: bias shape {} does not match weight shape {} (expected [{}])", op,
+               shape_str(b.shape()), shape_str(w.shape()), N);
+  return add(out, b);
+}
+
 }  // namespace
 
 Tensor quantize(const Tensor& x, DType type) {
@@ -78,27 +107,8 @@ Tensor quantized_linear(const Tensor& x, const Tensor& w, const Tensor& b, bool 
     kernels::quant_matmul().get(x.device(), w.dtype())(xc.data<float>(), M, K, w.raw_data(), N,
                                                        out.data<float>(), f32_compute);
   }
-  if (autograd::any_requires_grad({x})) {
-    Tensor wd = w.detach();
-    Shape x_shape = x.shape();
-    autograd::record("quantized_linear", {out}, {x},
-                     [wd, x_shape, M, N, K](const std::vector<Tensor>& g) {
-                       Tensor gc = contiguous(g[0]);
-                       Tensor dx = empty(x_shape, gc.options());
-                       if (!dx.is_meta() && dx.numel() > 0) {
-                         kernels::quant_matmul_grad().get(gc.device(), wd.dtype())(
-                             gc.data<float>(), M, N, wd.raw_data(), K, dx.data<float>());
-                       }
-                       return std::vector<Tensor>{dx};
-                     });
-  }
-  if (b.defined()) {
-    MOXING_CHECK(b.dim() == 1 && b.size(0) == N,
-                 "quantized_linear: bias shape {} does not match weight shape {} (expected [{}])",
-                 shape_str(b.shape()), shape_str(w.shape()), N);
-    return add(out, b);
-  }
-  return out;
+  record_input_gradient("quantized_linear", out, x, w, Tensor(), M, N, K);
+  return add_bias("quantized_linear", out, b, w);
 }
 
 Int8Rows quantize_int8_rows(const Tensor& w) {
@@ -152,29 +162,9 @@ Tensor int8_linear(const Tensor& x, const Tensor& weight, const Tensor& scale, c
     kernels::quant_matmul().get(x.device(), DType::i8)(xc.data<float>(), M, K, weight.raw_data(), N,
                                                        out.data<float>(), f32_compute);
   }
-  Tensor s = scale.detach();
-  out = mul(out, s);  // the row scales, broadcast over the outputs' last dim
-  if (autograd::any_requires_grad({x})) {
-    Tensor wd = weight.detach();
-    Shape x_shape = x.shape();
-    autograd::record("int8_linear", {out}, {x},
-                     [wd, s, x_shape, M, N, K](const std::vector<Tensor>& g) {
-                       Tensor gc = contiguous(mul(g[0], s));
-                       Tensor dx = empty(x_shape, gc.options());
-                       if (!dx.is_meta() && dx.numel() > 0) {
-                         kernels::quant_matmul_grad().get(gc.device(), DType::i8)(
-                             gc.data<float>(), M, N, wd.raw_data(), K, dx.data<float>());
-                       }
-                       return std::vector<Tensor>{dx};
-                     });
-  }
-  if (b.defined()) {
-    MOXING_CHECK(b.dim() == 1 && b.size(0) == N,
-                 "int8_linear: bias shape {} does not match weight shape {} (expected [{}])",
-                 shape_str(b.shape()), shape_str(weight.shape()), N);
-    return add(out, b);
-  }
-  return out;
+  out = mul(out, scale.detach());  // the row scales, broadcast over the outputs' last dim
+  record_input_gradient("int8_linear", out, x, weight, scale, M, N, K);
+  return add_bias("int8_linear", out, b, weight);
 }
 
 Tensor quantized_embedding(const Tensor& table, const Tensor& ids) {
