@@ -57,21 +57,12 @@ def moxing_loss(moxing, path, text_file):
 def transformers_loss(folder, text):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from gguf_transformers import window_loss
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-    ids = tok(text, return_tensors="pt").input_ids
-    window = model.config.max_position_embeddings
-    nll, count = 0.0, 0
-    with torch.no_grad():
-        for begin in range(0, ids.size(1), window):
-            x = ids[:, begin:begin + window]
-            if x.size(1) < 2:
-                break
-            logits = model(x).logits[:, :-1].double()
-            nll += torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="sum").item()
-            count += x.size(1) - 1
-    return {"tokens": count, "loss": nll / count}
+    count, loss = window_loss(model, tok(text, return_tensors="pt").input_ids)
+    return {"tokens": count, "loss": loss}
 
 
 def converter(tmp):

@@ -13,6 +13,23 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 
+def window_loss(model, ids):
+    """(tokens scored, mean next-token loss) of ids (1, N) in windows of the model's context,
+    as `moxing perplexity` scores them."""
+    window = model.config.max_position_embeddings
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for begin in range(0, ids.size(1), window):
+            x = ids[:, begin:begin + window]
+            if x.size(1) < 2:
+                break
+            logits = model(x).logits[:, :-1].double()
+            nll += torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="sum").item()
+            count += x.size(1) - 1
+    return count, nll / count
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -28,17 +45,8 @@ def main():
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
     ids = tok(open(a.file, encoding="utf-8").read(), return_tensors="pt").input_ids
-    window = model.config.max_position_embeddings
-    nll, count = 0.0, 0
+    count, mean_loss = window_loss(model, ids)
     with torch.no_grad():
-        for begin in range(0, ids.size(1), window):
-            x = ids[:, begin:begin + window]
-            if x.size(1) < 2:
-                break
-            logits = model(x).logits[:, :-1].double()
-            nll += torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), x[:, 1:].reshape(-1), reduction="sum").item()
-            count += x.size(1) - 1
         if a.chat:
             prompt = tok.apply_chat_template([{"role": "user", "content": a.prompt}],
                                              add_generation_prompt=True, return_tensors="pt")
@@ -58,7 +66,7 @@ def main():
             out = model.generate(prompt, max_new_tokens=a.tokens, do_sample=False,
                                  eos_token_id=None, pad_token_id=tok.pad_token_id or 0)
     new = out[0, prompt.size(1):]
-    print(json.dumps({"tokens": count, "loss": nll / count, "greedy_ids": new.tolist(),
+    print(json.dumps({"tokens": count, "loss": mean_loss, "greedy_ids": new.tolist(),
                       "greedy_text": tok.decode(new)}, ensure_ascii=False, indent=1))
 
 
